@@ -1,0 +1,9 @@
+"""magmap: noise-robust cell and gene networks (MED-MAGMA) and robust parametric UMAP.
+
+Python entry points follow scanpy (``magmap.tl.*`` on AnnData) and scikit-learn (estimators with
+``fit``/``transform``); the R package ``magmap`` calls the same core through ``magmap.r_api``.
+"""
+from ._version import __version__
+from . import datasets
+
+__all__ = ["__version__", "datasets"]

@@ -1,0 +1,31 @@
+"""Every AnnData key magmap writes, in one place (so Python, R and the docs agree)."""
+from __future__ import annotations
+
+MEDMAGMA_KEY = "medmagma"
+GMGM_KEY = "gmgm"
+ROBUST_UMAP_KEY = "robust_umap"
+
+
+def connectivities_key(key: str) -> str:
+    """obsp/varp key of the graph written under ``key``."""
+    return f"{key}_connectivities"
+
+
+def distances_key(key: str) -> str:
+    """obsp key of the distances matrix written under ``key`` (scanpy's NeighborsDict needs one)."""
+    return f"{key}_distances"
+
+
+def genes_used_key(key: str) -> str:
+    """var column marking the genes a gene graph was learnt on."""
+    return f"{key}_used"
+
+
+def embedding_key(key: str) -> str:
+    """obsm key of an embedding written under ``key``."""
+    return f"X_{key}"
+
+
+def certified_box_key(key: str) -> str:
+    """obs column holding the per-cell certified-box size of an embedding."""
+    return f"{key}_certified_box"
