@@ -1,0 +1,2 @@
+"""Evaluation metrics for graphs (edge precision, assortativity, clustering agreement) and embeddings."""
+__all__: list[str] = []
