@@ -1,4 +1,5 @@
 """Datasets: the bundled real dataset, file readers, and synthetic data generators."""
 from ._bundled import baron2016_pancreas, bundled_path, read, read_10x_mtx, read_csv, read_h5ad
+from ._summary import summarize_counts
 
-__all__ = ["baron2016_pancreas", "bundled_path", "read", "read_10x_mtx", "read_csv", "read_h5ad"]
+__all__ = ["baron2016_pancreas", "bundled_path", "read", "read_10x_mtx", "read_csv", "read_h5ad", "summarize_counts"]

@@ -1,0 +1,97 @@
+"""The flat surface the R package calls (through reticulate). AnnData-free: numpy/scipy in, plain values out.
+
+Every function takes the tagged values built by ``rpkg/R/convert.R`` (numeric data as raw bytes, see
+:mod:`magmap._rcodec`) and returns values encoded with :func:`magmap._rcodec.encode`, so the R side never
+depends on reticulate's numpy conversion. Orientation: R sends genes × cells matrices as they sit in
+a SingleCellExperiment; they arrive here as cells × genes, which is what the Python core uses.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ._rcodec import decode, encode
+
+__all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled_dataset_path"]
+
+
+def python_info() -> dict[str, Any]:
+    """Python executable, magmap/torch/numpy versions and the device ``"auto"`` resolves to."""
+    from ._utils import resolve_device, versions
+
+    return encode({"executable": sys.executable, "versions": versions(), "device": resolve_device("auto")})
+
+
+def summarize_counts(x: Any, labels: Any = None) -> dict[str, Any]:
+    """Validate and summarise a count matrix (see :func:`magmap.datasets.summarize_counts`)."""
+    from .datasets import summarize_counts as _summarize
+
+    summary, per_cell = _summarize(decode(x), decode(labels), name="x")
+    return encode({"summary": summary, "per_cell": per_cell})
+
+
+def roundtrip(obj: Any) -> Any:
+    """Decode what R sent and encode it back, with the Python-side type of every element.
+
+    Used by the R tests of the boundary: a value that survives ``R → Python → R`` unchanged, and
+    arrives in Python as the documented type, proves both halves of the codec.
+    """
+    import scipy.sparse as sp
+
+    value = decode(obj)
+
+    def describe(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: describe(u) for k, u in v.items()}
+        if isinstance(v, list):
+            return [describe(u) for u in v]
+        if sp.issparse(v):
+            return f"{type(v).__name__}{list(v.shape)}"
+        if hasattr(v, "shape"):
+            return f"ndarray[{v.dtype}]{list(v.shape)}"
+        return type(v).__name__
+
+    return {"value": encode(value), "types": describe(value)}
+
+
+def read_h5ad(path: str) -> dict[str, Any]:
+    """Read an ``.h5ad`` file into the parts of a SingleCellExperiment (genes × cells orientation).
+
+    Returns ``assays`` (``X`` and every layer, as genes × cells sparse or dense matrices),
+    ``col_data`` (obs), ``row_data`` (var), ``reduced_dims`` (obsm), ``col_pairs`` (obsp),
+    ``row_pairs`` (varp) and ``metadata`` (the JSON-friendly part of uns, as text).
+    """
+    import json
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from .datasets import read_h5ad as _read
+
+    adata = _read(path)
+
+    def genes_by_cells(M: Any) -> Any:
+        return M.T.tocsc() if sp.issparse(M) else np.asarray(M, dtype=np.float64).T
+
+    assays = {"X": genes_by_cells(adata.X)} if adata.X is not None else {}
+    assays.update({k: genes_by_cells(v) for k, v in adata.layers.items()})
+    uns_text = json.dumps({k: v for k, v in adata.uns.items() if isinstance(v, (str, int, float, bool))})
+    return encode({
+        "assays": assays,
+        "col_data": adata.obs,
+        "row_data": adata.var,
+        "cell_names": list(adata.obs_names),
+        "gene_names": list(adata.var_names),
+        "reduced_dims": {k: np.asarray(v, dtype=np.float64) for k, v in adata.obsm.items()
+                         if not hasattr(v, "columns")},
+        "col_pairs": {k: sp.csc_matrix(v) for k, v in adata.obsp.items()},
+        "row_pairs": {k: sp.csc_matrix(v) for k, v in adata.varp.items()},
+        "metadata": uns_text,
+    })
+
+
+def bundled_dataset_path() -> str:
+    """Path of the dataset shipped with the Python package (Baron 2016 pancreas, 328 cells)."""
+    from .datasets import bundled_path
+
+    return str(bundled_path())

@@ -1,0 +1,157 @@
+# Finding, configuring and installing the Python side of magmap.
+
+.magmap_state <- new.env(parent = emptyenv())
+
+#' The Python interpreter magmap uses
+#'
+#' magmap looks for Python in this order and uses the first one found:
+#' 1. the R option `magmap.python` (a path to a `python` executable);
+#' 2. the environment variable `MAGMAP_PYTHON`;
+#' 3. the reticulate virtual environment named `r-magmap` (created by [installMagmapPython()]);
+#' 4. during development, the `.venv` of a magmap source checkout found by walking up from the
+#'    working directory (a folder holding both `.venv/bin/python` and `pybridge/magmap`).
+#'
+#' The chosen Python must have the `magmap` Python package installed. Python can only be chosen
+#' once per R session (a reticulate restriction): change it, then restart R.
+#'
+#' @return `magmapPython()` returns the path to the Python executable (a string), or raises an
+#'   error explaining how to install one. `magmapConfig()` returns a list with the executable,
+#'   the versions of magmap and its Python dependencies, and the device (`"cpu"` or `"cuda"`)
+#'   that `device = "auto"` selects.
+#' @examples
+#' \dontrun{
+#' magmapPython()
+#' options(magmap.python = "/path/to/venv/bin/python")
+#' }
+#' @seealso [installMagmapPython()]
+#' @export
+magmapPython <- function() {
+    candidates <- .python_candidates()
+    for (cand in candidates) {
+        if (nzchar(cand$path) && file.exists(cand$path)) {
+            # resolve the folder only: a venv's python is a symlink whose target is the base interpreter
+            return(file.path(normalizePath(dirname(cand$path)), basename(cand$path)))
+        }
+        if (cand$explicit) {
+            stop(sprintf("%s points to '%s', which does not exist; fix the path or unset it.",
+                cand$source, cand$path), call. = FALSE)
+        }
+    }
+    stop("no Python for magmap was found. Run magmap::installMagmapPython() once, or set ",
+        "options(magmap.python = '/path/to/python') or the MAGMAP_PYTHON environment variable ",
+        "to a Python that has the 'magmap' package installed.", call. = FALSE)
+}
+
+.python_candidates <- function() {
+    out <- list()
+    opt <- getOption("magmap.python")
+    if (!is.null(opt)) out[[length(out) + 1L]] <- list(path = opt, source = "option magmap.python", explicit = TRUE)
+    env <- Sys.getenv("MAGMAP_PYTHON")
+    if (nzchar(env)) out[[length(out) + 1L]] <- list(path = env, source = "MAGMAP_PYTHON", explicit = TRUE)
+    venv <- tryCatch(
+        if (reticulate::virtualenv_exists("r-magmap")) reticulate::virtualenv_python("r-magmap") else "",
+        error = function(e) "")
+    out[[length(out) + 1L]] <- list(path = venv, source = "virtualenv r-magmap", explicit = FALSE)
+    out[[length(out) + 1L]] <- list(path = .dev_venv(), source = "development .venv", explicit = FALSE)
+    out
+}
+
+.dev_venv <- function(start = getwd()) {
+    dir <- normalizePath(start, mustWork = FALSE)
+    repeat {
+        py <- file.path(dir, ".venv", "bin", "python")
+        if (file.exists(py) && dir.exists(file.path(dir, "pybridge", "magmap"))) return(py)
+        parent <- dirname(dir)
+        if (identical(parent, dir)) return("")
+        dir <- parent
+    }
+}
+
+# The magmap.r_api module, imported once per session into the chosen Python.
+.r_api <- function() {
+    if (!is.null(.magmap_state$api)) return(.magmap_state$api)
+    python <- magmapPython()
+    if (reticulate::py_available(initialize = FALSE)) {
+        current <- reticulate::py_config()$python
+        if (!identical(normalizePath(current, mustWork = FALSE), normalizePath(python, mustWork = FALSE))) {
+            stop(sprintf(paste0("reticulate is already using Python '%s' in this R session, but magmap ",
+                "is configured for '%s'. Restart R and load magmap before anything else starts Python ",
+                "(or point options(magmap.python) at '%s')."), current, python, current), call. = FALSE)
+        }
+    } else {
+        reticulate::use_python(python, required = TRUE)
+    }
+    api <- tryCatch(reticulate::import("magmap.r_api"), error = function(e) {
+        stop(sprintf(paste0("the Python at '%s' cannot import magmap (%s). Install it with ",
+            "magmap::installMagmapPython(), or `pip install magmap` into that Python."),
+            python, .python_message(e)), call. = FALSE)
+    })
+    .magmap_state$api <- api
+    api
+}
+
+# Turn a reticulate error into the Python exception's own message (no R call stack, no traceback).
+.python_message <- function(e) {
+    msg <- conditionMessage(e)
+    msg <- sub("\n*Detailed traceback:.*$", "", msg)
+    msg <- sub("^Error in py_call_impl\\(.*?\\) *:\\s*", "", msg)
+    trimws(msg)
+}
+
+# Call a function of magmap.r_api; Python exceptions become R errors with the Python message.
+.py_call <- function(fun, ...) {
+    api <- .r_api()
+    result <- tryCatch(api[[fun]](...), error = function(e) e)
+    if (inherits(result, "error")) {
+        stop(simpleError(.python_message(result), call = sys.call(-1L)))
+    }
+    .from_py(result)
+}
+
+#' @rdname magmapPython
+#' @export
+magmapConfig <- function() {
+    .py_call("python_info")
+}
+
+#' Install the Python side of magmap into a reticulate virtual environment
+#'
+#' Creates (or updates) the virtual environment `envname` with `torch` (the CPU build, installed
+#' first so that no CUDA wheels are pulled), then the `magmap` Python package carried inside this
+#' R package, with its dependencies from PyPI. Afterwards [magmapPython()] finds it without any
+#' configuration. Needs network access to PyPI.
+#'
+#' @param envname Name of the reticulate virtual environment.
+#' @param python Python executable used to create the environment (default: reticulate's choice
+#'   of a Python >= 3.10 on the PATH).
+#' @param torch Version of torch to install; `NULL` keeps an existing torch.
+#' @param extras pip extras of the magmap Python package, e.g. `"r"` for rpy2/anndata2ri.
+#' @return The path to the environment's Python executable, invisibly.
+#' @examples
+#' \dontrun{
+#' installMagmapPython()
+#' }
+#' @export
+installMagmapPython <- function(envname = "r-magmap", python = NULL, torch = "2.13.0", extras = character()) {
+    src <- system.file("python", package = "magmap")
+    if (!nzchar(src) || !file.exists(file.path(src, "pyproject.toml"))) {
+        stop("this installation of magmap does not carry its Python sources (inst/python); ",
+            "reinstall the R package from a source tarball built with `make rpkg-build`.", call. = FALSE)
+    }
+    if (!reticulate::virtualenv_exists(envname)) {
+        if (is.null(python)) {
+            reticulate::virtualenv_create(envname)
+        } else {
+            reticulate::virtualenv_create(envname, python = python)
+        }
+    }
+    py <- reticulate::virtualenv_python(envname)
+    pip <- function(...) {
+        status <- system2(py, c("-m", "pip", "install", ...))
+        if (status != 0) stop("pip install ", paste(..., collapse = " "), " failed (status ", status, ").", call. = FALSE)
+    }
+    if (!is.null(torch)) pip(shQuote(paste0("torch==", torch)))
+    target <- if (length(extras)) sprintf("%s[%s]", src, paste(extras, collapse = ",")) else src
+    pip(shQuote(target))
+    invisible(py)
+}
