@@ -1,0 +1,9 @@
+"""Certified output bounds (IBP, CROWN, CROWN-IBP) for Linear/ReLU networks.
+
+``output_bounds`` is the native, batched and differentiable implementation used by the robust
+parametric UMAP (``pumap_spec.md`` §3); ``bound_area_loss`` is the paper's bound-area loss
+(Eq. 5–6, §2.3). auto_LiRPA 0.3 is an optional backend (``backend="auto_lirpa"``), never required.
+"""
+from ._bounds import DEFAULT_CHUNK_BYTES, METHODS, bound_area_loss, output_bounds
+
+__all__ = ["output_bounds", "bound_area_loss", "METHODS", "DEFAULT_CHUNK_BYTES"]
