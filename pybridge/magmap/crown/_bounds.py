@@ -286,47 +286,54 @@ def _backward(
     relax: Sequence[Tuple[Tensor, Tensor, Tensor]],
     center: Tensor,
     radius: Tensor,
+    row_radius: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
     """CROWN backward pass for the rows of ``w_last`` applied to the output of ``affines[-1]``'s ReLU.
 
     ``affines`` are the layers *below* the target layer and ``relax[j]`` the relaxation of the ReLU
-    after ``affines[j]``. Upper and lower coefficient matrices are stacked on one axis so that each
-    layer costs a single matrix product. Returns ``(lower, upper)`` of shape ``(batch, n_spec)``.
+    after ``affines[j]``. Upper (index 0) and lower (index 1) coefficient matrices are stacked on a
+    leading axis so that each layer costs one elementwise pass and one matrix product.
+    ``row_radius`` (``(batch, 1)``), when given, is the common radius of each row's box and allows
+    a fused ℓ1 norm. Returns ``(lower, upper)`` of shape ``(batch, n_spec)``.
     """
     batch = center.shape[0]
     n_spec = w_last.shape[0]
-    # Coefficients A (2, n_spec, width) shared by the batch until the first ReLU makes them per-sample.
-    a = w_last.unsqueeze(0).expand(2, n_spec, w_last.shape[1])
-    const = None
+    # Coefficients (2, 1, n_spec, width), shared by the batch until the first ReLU.
+    a = w_last.unsqueeze(0).unsqueeze(0).expand(2, 1, n_spec, w_last.shape[1])
+    const: Optional[Tensor] = None
     if b_last is not None:
         const = b_last.reshape(1, 1, n_spec).expand(2, batch, n_spec)
     for j in range(len(affines) - 1, -1, -1):
         s, t, alpha = relax[j]  # (batch, width)
-        if a.ndim == 3:  # shared: (2, n_spec, width) -> (2, batch, n_spec, width)
-            a = a.unsqueeze(1)
-        a_pos = a.clamp(min=0)
-        a_neg = a.clamp(max=0)
-        s_ = s.unsqueeze(1)
-        al_ = alpha.unsqueeze(1)
-        # Upper bound (index 0): positive coefficients take the upper line, negative the lower line.
-        # Lower bound (index 1): the reverse.
-        a_up = a_pos[0] * s_ + a_neg[0] * al_
-        a_lo = a_pos[-1] * al_ + a_neg[-1] * s_
-        # Intercepts: only the upper line has one (t); it enters via A⁺ (upper) and A⁻ (lower).
-        c_up = torch.einsum("bsw,bw->bs", a_pos[0].expand(batch, -1, -1), t)
-        c_lo = torch.einsum("bsw,bw->bs", a_neg[-1].expand(batch, -1, -1), t)
+        # Upper bound: positive coefficients take the upper line (slope s, intercept t), negative
+        # ones the lower line (slope α). Lower bound: the reverse.
+        # Written as A·neg + A⁺·(pos − neg): one fused addcmul instead of a masked select.
+        neg_slope = torch.stack((alpha, s)).unsqueeze(2)  # (2, batch, 1, width)
+        gap = s - alpha
+        slope_gap = torch.stack((gap, -gap)).unsqueeze(2)
+        if a.shape[1] == 1:  # shared coefficients: intercept term as (batch, w) @ (w, n_spec)
+            c_up = t.matmul(a[0, 0].clamp(min=0).t())
+            c_lo = t.matmul(a[1, 0].clamp(max=0).t())
+        else:
+            c_up = a[0].clamp(min=0).matmul(t.unsqueeze(-1)).squeeze(-1)
+            c_lo = a[1].clamp(max=0).matmul(t.unsqueeze(-1)).squeeze(-1)
         c = torch.stack((c_up, c_lo))
         const = c if const is None else const + c
-        a = torch.stack((a_up, a_lo))  # (2, batch, n_spec, width)
+        a = torch.addcmul(a * neg_slope, a.clamp(min=0), slope_gap)  # (2, batch, n_spec, width)
         w, b = affines[j]
         if b is not None:
             const = const + a.matmul(b)
+        if j == 0:
+            # A·centre through the first layer without reading the wide product twice.
+            lin = a.matmul(center.matmul(w.t()).unsqueeze(-1)).squeeze(-1)  # (2, batch, n_spec)
         a = a.matmul(w)  # one GEMM for both bounds: (2·batch·n_spec, width) @ (width, n_in)
-    if a.ndim == 3:  # no ReLU below the target (cannot happen for a target layer > 0)
-        a = a.unsqueeze(1).expand(2, batch, n_spec, a.shape[-1])
     # Concretise over the box: A·centre ± |A|·radius.
-    lin = torch.einsum("kbsi,bi->kbs", a, center)
-    dev = torch.einsum("kbsi,bi->kbs", a.abs(), radius)
+    # |A| in place when no gradient is recorded (saves one pass over the widest tensor).
+    a_abs = a.abs_() if not (torch.is_grad_enabled() and a.requires_grad) else a.abs()
+    if row_radius is not None:
+        dev = a_abs.sum(dim=-1) * row_radius
+    else:
+        dev = a_abs.matmul(radius.unsqueeze(-1)).squeeze(-1)
     upper = lin[0] + dev[0]
     lower = lin[1] - dev[1]
     if const is not None:
@@ -342,6 +349,9 @@ def _bounds_chunk(lo: Tensor, hi: Tensor, affines: Sequence[Affine], method: str
         return out
     center = (hi + lo) / 2.0
     radius = (hi - lo) / 2.0
+    row_radius = radius[:, :1]
+    if not bool((radius == row_radius).all()):
+        row_radius = None
     if method == "crown-ibp":
         pre, _ = _ibp_pre_activations(lo, hi, affines)
         relax = [_relaxation(l_, u_) for l_, u_ in pre]
@@ -353,12 +363,12 @@ def _bounds_chunk(lo: Tensor, hi: Tensor, affines: Sequence[Affine], method: str
                 # First layer: IBP is exact (auto_LiRPA uses IBP here too).
                 l_k, u_k = _linear_interval(lo, hi, w, b)
             else:
-                l_k, u_k = _backward(w, b, affines[:k], relax, center, radius)
+                l_k, u_k = _backward(w, b, affines[:k], relax, center, radius, row_radius)
             relax.append(_relaxation(l_k, u_k))
     w, b = affines[-1]
     if len(affines) == 1:
         return _linear_interval(lo, hi, w, b)
-    return _backward(w, b, affines[:-1], relax, center, radius)
+    return _backward(w, b, affines[:-1], relax, center, radius, row_radius)
 
 
 def _chunk_size(batch: int, affines: Sequence[Affine], method: str, itemsize: int, budget: int) -> int:
@@ -367,8 +377,8 @@ def _chunk_size(batch: int, affines: Sequence[Affine], method: str, itemsize: in
         return batch
     widths = [affines[0][0].shape[1]] + [w.shape[0] for w, _ in affines]
     n_spec = max(widths[1:-1]) if method == "crown" else widths[-1]
-    # ~6 live tensors of shape (2, chunk, n_spec, width): A, A⁺, A⁻, products, |A|.
-    per_sample = 6 * 2 * n_spec * max(widths) * itemsize
+    # ~4 live tensors of shape (2, chunk, n_spec, width): A, slopes, product, |A|.
+    per_sample = 4 * 2 * n_spec * max(widths) * itemsize
     return max(1, min(batch, budget // max(per_sample, 1)))
 
 
