@@ -5,5 +5,6 @@ Python entry points follow scanpy (``magmap.tl.*`` on AnnData) and scikit-learn 
 """
 from ._version import __version__
 from . import datasets
+from . import io
 
 __all__ = ["__version__", "datasets"]

@@ -1,0 +1,4 @@
+"""Files and interchange: R ``.rds`` SingleCellExperiment files (through rpy2 + anndata2ri)."""
+from .rds import adata_to_sce, read_rds, sce_to_adata, write_rds
+
+__all__ = ["adata_to_sce", "read_rds", "sce_to_adata", "write_rds"]

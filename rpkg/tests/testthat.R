@@ -1,0 +1,4 @@
+library(testthat)
+library(magmap)
+
+test_check("magmap")
