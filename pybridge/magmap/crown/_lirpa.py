@@ -87,9 +87,9 @@ def apply_shim() -> None:
 def load_auto_lirpa() -> types.ModuleType:
     """Import auto_LiRPA (with the shim); raise ``ImportError`` with install instructions if absent."""
     try:
-        apply_shim()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            apply_shim()
             import auto_LiRPA
     except ImportError as exc:
         raise ImportError(f"could not import auto_LiRPA ({exc}). {_INSTALL_HINT}") from exc
