@@ -10,6 +10,8 @@ __all__ = ["auc"]
 
 
 def _area(means: np.ndarray, t: np.ndarray) -> float:
+    if not np.all(np.isfinite(means)):
+        return float("nan")  # e.g. ARI on single-cluster partitions (robin returns NA too)
     return float(CubicSpline(t, means, bc_type="natural").integrate(t[0], t[-1]))
 
 
@@ -32,7 +34,7 @@ def auc(curve_real: Any, curve_null: Any, *, levels: Any | None = None) -> tuple
     -------
     tuple of float
         ``(area_real, area_null)`` (robin's "Area real data", "Area null model"; for a comparison the
-        areas of method 1 and method 2).
+        areas of method 1 and method 2). NaN for a curve with NaN values.
     """
     A = np.asarray(curve_real, dtype=float)
     B = np.asarray(curve_null, dtype=float)
