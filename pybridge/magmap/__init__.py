@@ -6,5 +6,6 @@ Python entry points follow scanpy (``magmap.tl.*`` on AnnData) and scikit-learn 
 from ._version import __version__
 from . import datasets
 from . import io
+from . import robustness
 
 __all__ = ["__version__", "datasets"]
