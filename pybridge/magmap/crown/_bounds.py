@@ -311,15 +311,18 @@ def _backward(
         neg_slope = torch.stack((alpha, s)).unsqueeze(2)  # (2, batch, 1, width)
         gap = s - alpha
         slope_gap = torch.stack((gap, -gap)).unsqueeze(2)
+        a_pos = a.clamp(min=0)
         if a.shape[1] == 1:  # shared coefficients: intercept term as (batch, w) @ (w, n_spec)
-            c_up = t.matmul(a[0, 0].clamp(min=0).t())
-            c_lo = t.matmul(a[1, 0].clamp(max=0).t())
-        else:
-            c_up = a[0].clamp(min=0).matmul(t.unsqueeze(-1)).squeeze(-1)
-            c_lo = a[1].clamp(max=0).matmul(t.unsqueeze(-1)).squeeze(-1)
+            c_up = t.matmul(a_pos[0, 0].t())
+            c_lo = t.matmul((a[1, 0] - a_pos[1, 0]).t())
+        else:  # A⁻·t = A·t − A⁺·t (matrix-vector products, no extra elementwise pass)
+            t_col = t.unsqueeze(-1)
+            c_up = a_pos[0].matmul(t_col).squeeze(-1)
+            c_lo = (a[1].matmul(t_col) - a_pos[1].matmul(t_col)).squeeze(-1)
         c = torch.stack((c_up, c_lo))
         const = c if const is None else const + c
-        a = torch.addcmul(a * neg_slope, a.clamp(min=0), slope_gap)  # (2, batch, n_spec, width)
+        a = torch.addcmul(a * neg_slope, a_pos, slope_gap)  # (2, batch, n_spec, width)
+        del a_pos
         w, b = affines[j]
         if b is not None:
             const = const + a.matmul(b)
