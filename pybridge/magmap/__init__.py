@@ -7,5 +7,6 @@ from ._version import __version__
 from . import datasets
 from . import io
 from . import robustness
+from . import crown
 
 __all__ = ["__version__", "datasets"]
