@@ -16,7 +16,8 @@
 #' densified or transposed on the way.
 #'
 #' @keywords internal
-#' @importFrom methods is new setGeneric setMethod
+#' @importFrom methods as is new setGeneric setMethod
+#' @importClassesFrom Matrix dgCMatrix
 #' @importFrom S4Vectors metadata metadata<-
 #' @importFrom SummarizedExperiment assay assayNames rowData rowData<- colData colData<-
 #' @importFrom SingleCellExperiment reducedDim reducedDim<- reducedDimNames colPair colPair<- rowPair rowPair<-
