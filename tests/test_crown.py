@@ -376,7 +376,31 @@ def test_native_matches_auto_lirpa(method):
     net = _mlp([9, 12, 12, 12, 3], seed=15)
     torch.manual_seed(16)
     x = torch.randn(20, 9, dtype=torch.float64)
-    native = output_bounds(net, x, 0.15, method)
-    lirpa = output_bounds(net, x, 0.15, method, backend="auto_lirpa")
-    torch.testing.assert_close(native[0], lirpa[0].detach(), rtol=0, atol=1e-9)
-    torch.testing.assert_close(native[1], lirpa[1].detach(), rtol=0, atol=1e-9)
+    grads = []
+    results = []
+    for backend in ("native", "auto_lirpa"):
+        net.zero_grad()
+        lower, upper = output_bounds(net, x, 0.15, method, backend=backend)
+        bound_area_loss(lower, upper).backward()
+        results.append((lower.detach(), upper.detach()))
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    (nl, nu), (ll, lu) = results
+    torch.testing.assert_close(nl, ll, rtol=0, atol=1e-9)
+    torch.testing.assert_close(nu, lu, rtol=0, atol=1e-9)
+    # gradients of the bound-area loss agree too (auto_LiRPA shares the network's parameters)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-7, atol=1e-9)
+
+
+def test_missing_auto_lirpa_error_says_how_to_install(monkeypatch):
+    import sys
+
+    from magmap.crown._lirpa import load_auto_lirpa
+
+    monkeypatch.setitem(sys.modules, "auto_LiRPA", None)  # makes `import auto_LiRPA` fail
+    with pytest.raises(ImportError, match=r"pip install --no-deps auto_LiRPA==0\.3"):
+        load_auto_lirpa()
+    net = _mlp([3, 4, 2])
+    with pytest.raises(ImportError, match="optional backend"):
+        output_bounds(net, torch.randn(2, 3, dtype=torch.float64), 0.1, backend="auto_lirpa")
+    # the native default never needs it
+    output_bounds(net, torch.randn(2, 3, dtype=torch.float64), 0.1)
