@@ -88,6 +88,8 @@ def test_input_types_agree(karate):
         np.testing.assert_array_equal(r.curve_null, ref.curve_null)
 
 
+@pytest.mark.filterwarnings("ignore:The partition of the:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:The curves contain NaN:RuntimeWarning")
 @pytest.mark.parametrize("method", ["louvain", "leiden", "walktrap", "fastGreedy", "infomap", "labelProp"])
 @pytest.mark.parametrize("measure", ["vi", "nmi", "split.join", "adjusted_rand"])
 def test_all_methods_and_measures_run(karate, method, measure):
@@ -98,6 +100,8 @@ def test_all_methods_and_measures_run(karate, method, measure):
         assert np.all(vals[np.isfinite(vals)] >= -1e-12) and np.all(vals[np.isfinite(vals)] <= 1.0)
 
 
+@pytest.mark.filterwarnings("ignore:The partition of the:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:The two curves are identical:RuntimeWarning")
 def test_method_args_are_passed(karate):
     low = rb.robin(karate, method="leiden", resolution=0.05, random_state=0, **FAST)
     high = rb.robin(karate, method="leiden", resolution=3.0, random_state=0, **FAST)
@@ -132,8 +136,10 @@ def test_compare_mode(karate):
     assert r.bayes_factor == pytest.approx(rb.bayes_factor(r.curve_real, r.curve_null))
     # fastgreedy is deterministic: its reference partition equals igraph's
     assert r.communities_real == karate.community_fastgreedy().as_clustering().membership
-    same = rb.compare(karate, method1="walktrap", method2="walktrap", random_state=2, verbose=False, n_repeats=3,
-                      levels=(10, 50))
+    with pytest.warns(RuntimeWarning, match="identical"):
+        same = rb.compare(karate, method1="walktrap", method2="walktrap", random_state=2, verbose=False,
+                          n_repeats=3, levels=(10, 50))
+    assert math.isnan(same.bayes_factor)
     np.testing.assert_array_equal(same.curve_real, same.curve_null)  # one perturbed graph, both methods
 
 
@@ -187,6 +193,7 @@ def test_to_dict_round_trip_and_plot(karate):
     assert lines[0].get_color() == "#00BFC4" and ax.get_ylim() == (0.0, 1.0)
 
 
+@pytest.mark.filterwarnings("ignore:The two curves are identical:RuntimeWarning")
 def test_degenerate_partition_warns():
     with pytest.warns(RuntimeWarning, match="singletons"):
         rb.robin(ig.Graph.Famous("Zachary"), method="leiden", objective_function="CPM", random_state=0, **FAST)
@@ -229,3 +236,11 @@ def test_bad_inputs_have_clear_errors(karate):
         rb.robin(karate, random_state=-1)
     with pytest.raises(ValueError, match="n_repeats"):
         rb.robin(karate, n_repeats=1)
+
+
+def test_progress_bar_and_verbose_false(karate, capsys, monkeypatch):
+    monkeypatch.delenv("MAGMAP_QUIET", raising=False)
+    rb.robin(karate, random_state=0, n_repeats=2, levels=(10, 20), verbose=True)
+    assert "robin" in capsys.readouterr().err
+    rb.robin(karate, random_state=0, n_repeats=2, levels=(10, 20), verbose=False)
+    assert capsys.readouterr().err == ""

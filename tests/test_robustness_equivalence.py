@@ -81,6 +81,7 @@ def test_medmagma_mean_curves_match_robin(medmagma_runs):
         assert np.all(delta < 4 * se + 1e-3), (name, kind, np.round(delta / se, 2))
 
 
+@pytest.mark.filterwarnings("ignore:Unterminated entity:RuntimeWarning")
 def test_football_louvain_curve_matches_robin():
     g = rb.prep_graph(ig.Graph.Read_GML(str(ROOT / "graphs" / "football.gml")))
     assert (g.vcount(), g.ecount()) == (115, 613)
