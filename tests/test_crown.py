@@ -404,3 +404,13 @@ def test_missing_auto_lirpa_error_says_how_to_install(monkeypatch):
         output_bounds(net, torch.randn(2, 3, dtype=torch.float64), 0.1, backend="auto_lirpa")
     # the native default never needs it
     output_bounds(net, torch.randn(2, 3, dtype=torch.float64), 0.1)
+
+
+def test_flatten_first_accepts_multidimensional_input():
+    torch.manual_seed(17)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)).double()
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    lower, upper = output_bounds(net, x, 0.0)
+    torch.testing.assert_close(lower, net(x), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"must have shape \(batch, n_features\)"):
+        output_bounds(nn.Sequential(*list(net)[1:]), x, 0.1)

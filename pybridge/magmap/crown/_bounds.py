@@ -219,12 +219,14 @@ def _input_box(
     return lo, hi
 
 
-def _check_x(x: Tensor, n_in: Optional[int], dtype: torch.dtype, device: torch.device) -> Tensor:
+def _check_x(
+    x: Tensor, n_in: Optional[int], dtype: torch.dtype, device: torch.device, flatten: bool = False
+) -> Tensor:
     if not isinstance(x, Tensor):
         x = torch.as_tensor(x)
     if x.ndim == 1:
         x = x.unsqueeze(0)
-    if x.ndim > 2:
+    if x.ndim > 2 and flatten:
         x = x.flatten(1)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"`x` must have shape (batch, n_features) with batch > 0, got {tuple(x.shape)}")
@@ -294,7 +296,7 @@ def _backward(
     after ``affines[j]``. Upper (index 0) and lower (index 1) coefficient matrices are stacked on a
     leading axis so that each layer costs one elementwise pass and one matrix product.
     ``row_radius`` (``(batch, 1)``), when given, is the common radius of each row's box and allows
-    a fused ℓ1 norm. Returns ``(lower, upper)`` of shape ``(batch, n_spec)``.
+    a cheaper ℓ1 term. Returns ``(lower, upper)`` of shape ``(batch, n_spec)``.
     """
     batch = center.shape[0]
     n_spec = w_last.shape[0]
@@ -407,7 +409,8 @@ def output_bounds(
         ``TypeError`` naming it. Consecutive ``Linear`` layers are composed exactly; a trailing
         ReLU is applied to the output bounds (sound, as tight as relaxing it).
     x
-        Inputs, shape ``(batch, n_features)`` (1-D is one sample). Cast to the dtype/device of the
+        Inputs, shape ``(batch, n_features)`` (1-D is one sample; more dimensions only when the
+        network starts with ``nn.Flatten``). Cast to the dtype/device of the
         network's parameters; bounds are differentiable w.r.t. ``x`` and the parameters.
     epsilon
         Radius of the L∞ ball around each row: a scalar, per-sample ``(batch,)``/``(batch, 1)``,
@@ -442,6 +445,7 @@ def output_bounds(
         raise ValueError(f"unknown backend {backend!r}; choose 'native' or 'auto_lirpa'")
 
     lead_relu, affines, tail_relu = _parse(network)
+    starts_flat = isinstance(next(iter(_flatten_layers(network)), None), nn.Flatten)
     params = [w for w, _ in affines]
     if params:
         dtype, device = params[0].dtype, params[0].device
@@ -450,7 +454,7 @@ def output_bounds(
         dtype = xt.dtype if xt.is_floating_point() else torch.get_default_dtype()
         device = xt.device
     n_in = affines[0][0].shape[1] if affines else None
-    x = _check_x(x, n_in, dtype, device)
+    x = _check_x(x, n_in, dtype, device, flatten=starts_flat)
     lo, hi = _input_box(x, epsilon, x_lower, x_upper)
 
     if backend == "auto_lirpa":
