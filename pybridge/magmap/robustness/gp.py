@@ -112,7 +112,6 @@ def _scg(f, gradf, x0: np.ndarray, *, max_iter: int = 100, xtol: float = 1e-4, f
     nparams = x.size
     sigma0 = 1.0e-4
     fold = f(x)
-    fnow = fold
     gradnew = gradf(x)
     gradold = gradnew
     d = -gradnew
@@ -146,10 +145,8 @@ def _scg(f, gradf, x0: np.ndarray, *, max_iter: int = 100, xtol: float = 1e-4, f
             success = True
             nsuccess += 1
             x = xnew
-            fnow = fnew
         else:
             success = False
-            fnow = fold
         if success:
             if np.max(np.abs(alpha * d)) < xtol and abs(fnew - fold) < ftol:
                 return x, j
@@ -169,7 +166,6 @@ def _scg(f, gradf, x0: np.ndarray, *, max_iter: int = 100, xtol: float = 1e-4, f
             gamma = float((gradold - gradnew) @ gradnew) / mu
             d = gamma * d - gradnew
         j += 1
-    del fnow
     return x, max_iter
 
 
