@@ -244,3 +244,17 @@ def test_progress_bar_and_verbose_false(karate, capsys, monkeypatch):
     assert "robin" in capsys.readouterr().err
     rb.robin(karate, random_state=0, n_repeats=2, levels=(10, 20), verbose=False)
     assert capsys.readouterr().err == ""
+
+
+def test_plot_multi_compare(karate):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    kw = dict(random_state=0, n_repeats=2, levels=(10, 40), verbose=False)
+    r1 = rb.compare(karate, method1="louvain", method2="fastgreedy", **kw)
+    r2 = rb.compare(karate, method1="louvain", method2="walktrap", **kw)
+    ax = rb.plot_multi_compare([r1, r2])
+    assert [line.get_label() for line in ax.get_lines()] == ["louvain", "fastgreedy", "walktrap"]
+    np.testing.assert_allclose(ax.get_lines()[2].get_ydata(), r2.curve_null.mean(0))
+    with pytest.raises(ValueError, match="compare"):
+        rb.plot_multi_compare([rb.robin(karate, **kw)])

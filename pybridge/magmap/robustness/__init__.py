@@ -21,11 +21,12 @@ from .gp import GPTestResult, bayes_factor, gp_test
 from .measures import MEASURES, normalised_distance
 from .null import random_graph, rewire
 from .perturb import DEFAULT_LEVELS, trial_counts
-from .plot import plot_curves
+from .plot import plot_curves, plot_multi_compare
 from .result import RobinResult
 
 __all__ = [
     "robin", "compare", "bayes_factor", "auc", "gp_test", "GPTestResult", "RobinResult", "plot_curves",
+    "plot_multi_compare",
     "random_graph", "rewire", "trial_counts", "prep_graph", "as_graph", "normalised_distance",
     "METHODS", "MEASURES", "DEFAULT_LEVELS",
 ]

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_curves"]
+__all__ = ["plot_curves", "plot_multi_compare"]
 
 #: robin's (ggplot's default) colours: first curve teal, second curve salmon.
 COLOURS = ("#00BFC4", "#F8766D")
@@ -59,4 +59,55 @@ def plot_curves(
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.legend(title=None, frameon=False)
+    return ax
+
+
+def plot_multi_compare(
+    results: Any,
+    *,
+    title: str = "Robin plot",
+    ylim1: bool = False,
+    ax: Any | None = None,
+):
+    """Several :func:`~magmap.robustness.compare` results on one plot (robin's ``plotMultiCompare``).
+
+    One mean curve per distinct method: when the comparisons share a method (e.g. louvain vs each
+    of several others), its curve is drawn once, from the first result that contains it.
+
+    Parameters
+    ----------
+    results
+        Sequence of compare-mode :class:`~magmap.robustness.RobinResult` objects.
+    title
+        Plot title.
+    ylim1
+        Fix the y axis to ``(0, 1)`` (robin's ``ylim1=TRUE``).
+    ax
+        Existing matplotlib Axes, or ``None`` for a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+
+    results = list(results)
+    if not results or any(getattr(r, "mode", None) != "compare" for r in results):
+        raise ValueError("`results` must be a non-empty sequence of magmap.robustness.compare() results.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    seen: set[str] = set()
+    for r in results:
+        t = np.asarray(r.levels, dtype=float) / 100.0
+        for label, curve in zip(r.labels, (r.curve_real, r.curve_null)):
+            if label in seen:
+                continue
+            seen.add(label)
+            ax.plot(t, np.asarray(curve, dtype=float).mean(axis=0), "-o", label=label, markersize=4)
+    ax.set_xlabel("Percentage of perturbation")
+    ax.set_ylabel("Measure")
+    ax.set_title(title)
+    if ylim1:
+        ax.set_ylim(0.0, 1.0)
+    ax.legend(title="Methods", frameon=False)
     return ax
