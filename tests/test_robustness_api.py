@@ -153,7 +153,7 @@ def test_user_null_and_weighted_paths(karate, caplog):
     assert "ignored" in caplog.text
     binary = rb.robin((A > 0).astype(float), random_state=0, **FAST)
     np.testing.assert_array_equal(unw.curve_real, binary.curve_real)
-    for scheme in ("rewire", "shuffle", True):
+    for scheme in ("rewire", "shuffle", "perturbr", True):
         r = rb.robin(A, weighted=scheme, random_state=0, **FAST)
         assert r.params["weighted"] == ("rewire" if scheme is True else scheme)
         assert np.all(np.isfinite(r.curve_real))
@@ -258,3 +258,20 @@ def test_plot_multi_compare(karate):
     np.testing.assert_allclose(ax.get_lines()[2].get_ydata(), r2.curve_null.mean(0))
     with pytest.raises(ValueError, match="compare"):
         rb.plot_multi_compare([rb.robin(karate, **kw)])
+
+
+def test_perturbr_null_and_pair_permutation(karate):
+    from magmap.robustness.null import igraph_rng, null_graph, perturb
+
+    g = karate.copy()
+    g.es["weight"] = [float(1 + i % 4) for i in range(g.ecount())]
+    with igraph_rng(0) as r:
+        nulls = [null_graph(g, "perturbr", r) for _ in range(20)]
+    totals = [sum(h.es["weight"]) for h in nulls]
+    assert abs(np.mean(totals) - sum(g.es["weight"])) < 0.1 * sum(g.es["weight"])  # E[total] = W
+    assert max(max(h.es["weight"]) for h in nulls) <= 4 and all(h.vcount() == 34 for h in nulls)
+    with igraph_rng(1) as r:
+        p = perturb(g, 200, "perturbr", r)
+    assert sum(p.es["weight"]) == pytest.approx(sum(g.es["weight"]))  # weights permuted among pairs
+    assert sorted(p.es["weight"]) == sorted(g.es["weight"])  # the multiset of pair weights is unchanged
+    assert p.get_edgelist() != g.get_edgelist()

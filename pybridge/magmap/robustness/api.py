@@ -16,7 +16,7 @@ from .auc import auc as _auc
 from .communities import canonical_method
 from .gp import gp_test
 from .measures import canonical_measure
-from .null import perturb, igraph_rng, task_seed
+from .null import igraph_rng, null_graph, task_seed
 from .perturb import DEFAULT_LEVELS, _K_INIT, compare_curves, partition, robust_curves, trial_counts
 from .result import RobinResult
 
@@ -126,7 +126,8 @@ def robin(
     weighted
         ``None``/``False``: unweighted robin path (weights ignored; ``None`` logs a warning if the
         input has non-uniform weights). ``True``/``"rewire"``: weighted rewiring that carries the
-        removed edges' weights over to new edges; ``"shuffle"``: swap weights between edges.
+        removed edges' weights over to new edges; ``"shuffle"``: swap weights between edges;
+        ``"perturbr"``: robin 2.0.0's (CRAN) geometric null and pair-weight permutation.
     key, axis
         For AnnData: the ``obsp`` (``axis="obs"``) or ``varp`` (``axis="var"``) entry.
     random_state
@@ -161,7 +162,7 @@ def robin(
     scheme = resolve_weighted(g, weighted)
     if null is None:
         with igraph_rng(task_seed(seed, _K_INIT, 1)) as rng:
-            g_null = perturb(g, g.ecount(), "rewire" if scheme else None, rng)
+            g_null = null_graph(g, scheme, rng)
         null_kind = "rewired"
     else:
         g_null = as_graph(null, name="null")

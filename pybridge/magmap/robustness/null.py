@@ -12,8 +12,14 @@ Weighted (opt-in, robin 2.1 ``rewire.w.type``):
   the removed edges; untouched edges keep theirs.
 * ``"shuffle"`` — topology unchanged; the weights of two random disjoint sets of ⌈n/2⌉ edges are
   swapped pairwise.
+* ``"perturbr"`` — robin 2.0.0 (CRAN) weighted path, perturbR's ``rewireR``: the null graph gives every
+  vertex pair a geometric weight (successes before the first failure, success probability
+  p* = 2W / (N(N−1) + 2W), W the total weight; draws above the maximum weight are redrawn); a
+  perturbation permutes the weights of ``n`` random vertex pairs, non-edges included. Written from
+  the spec's description (§11); self-loops are left unchanged.
 
-The weighted null model is always ``"rewire"`` with m trials (robin's ``random()`` default).
+The null model is ``"rewire"`` with m trials (robin 2.1's ``random()`` default) for ``"rewire"`` and
+``"shuffle"``, and the geometric model for ``"perturbr"``.
 """
 from __future__ import annotations
 
@@ -25,9 +31,9 @@ from contextlib import contextmanager
 import igraph as ig
 import numpy as np
 
-__all__ = ["WEIGHTED_TYPES", "rewire", "random_graph", "perturb", "igraph_rng", "task_seed"]
+__all__ = ["WEIGHTED_TYPES", "rewire", "random_graph", "null_graph", "perturb", "igraph_rng", "task_seed"]
 
-WEIGHTED_TYPES: tuple[str, ...] = ("rewire", "shuffle")
+WEIGHTED_TYPES: tuple[str, ...] = ("rewire", "shuffle", "perturbr")
 
 
 def task_seed(seed: int, *key: int) -> int:
@@ -103,8 +109,66 @@ def _shuffle_weights(g: ig.Graph, n_trials: int, rng: random.Random) -> ig.Graph
     return h
 
 
+def _pair_index(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode linear indices of the strict upper triangle (row-major) into (i, j) pairs."""
+    k = np.asarray(k, dtype=np.int64)
+    i = n - 2 - np.floor(np.sqrt(-8.0 * k + 4.0 * n * (n - 1) - 7) / 2.0 - 0.5).astype(np.int64)
+    j = k + i + 1 - n * (n - 1) // 2 + (n - i) * ((n - i) - 1) // 2
+    return i, j
+
+
+def _weighted_graph(n: int, pairs: dict[tuple[int, int], float]) -> ig.Graph:
+    items = sorted((k, w) for k, w in pairs.items() if w != 0)
+    h = ig.Graph(n=n, edges=[k for k, _ in items], directed=False)
+    h.es["weight"] = [float(w) for _, w in items]
+    return h
+
+
+def _pair_permute(g: ig.Graph, n_trials: int, rng: random.Random) -> ig.Graph:
+    n = g.vcount()
+    n_pairs = n * (n - 1) // 2
+    z = min(int(n_trials), n_pairs)
+    pairs = {_edge_key(e): w for e, w in zip(g.get_edgelist(), g.es["weight"])}
+    if z > 1:
+        gen = np.random.default_rng(rng.getrandbits(64))
+        idx = gen.choice(n_pairs, size=z, replace=False)
+        ii, jj = _pair_index(idx, n)
+        keys = list(zip(ii.tolist(), jj.tolist()))
+        w = [pairs.get(k, 0.0) for k in keys]
+        for k, v in zip(keys, gen.permutation(np.asarray(w, dtype=float)).tolist()):
+            pairs[k] = v
+    return _weighted_graph(n, pairs)
+
+
+def _geometric_null(g: ig.Graph, rng: random.Random) -> ig.Graph:
+    n = g.vcount()
+    loops = {_edge_key(e): w for e, w in zip(g.get_edgelist(), g.es["weight"]) if e[0] == e[1]}
+    w_all = np.asarray([w for e, w in zip(g.get_edgelist(), g.es["weight"]) if e[0] != e[1]], dtype=float)
+    total, w_max = float(w_all.sum()), float(w_all.max(initial=0.0))
+    n_pairs = n * (n - 1) // 2
+    p_star = 2 * total / (n * (n - 1) + 2 * total)
+    gen = np.random.default_rng(rng.getrandbits(64))
+    draws = gen.geometric(1 - p_star, size=n_pairs) - 1.0
+    bad = draws > w_max
+    while bad.any():
+        draws[bad] = gen.geometric(1 - p_star, size=int(bad.sum())) - 1.0
+        bad = draws > w_max
+    nz = np.flatnonzero(draws)
+    ii, jj = _pair_index(nz, n)
+    pairs = dict(zip(zip(ii.tolist(), jj.tolist()), draws[nz].tolist()))
+    pairs.update(loops)
+    return _weighted_graph(n, pairs)
+
+
+def null_graph(g: ig.Graph, weighted: str | None, rng: random.Random) -> ig.Graph:
+    """robin's null graph for the chosen path: m rewiring trials, or the geometric model (``"perturbr"``)."""
+    if weighted == "perturbr":
+        return _geometric_null(g, rng)
+    return perturb(g, g.ecount(), "rewire" if weighted else None, rng)
+
+
 def perturb(g: ig.Graph, n_trials: int, weighted: str | None, rng: random.Random) -> ig.Graph:
-    """Perturb ``g`` with ``n_trials`` trials: plain rewiring, or a weighted scheme (``"rewire"``/``"shuffle"``).
+    """Perturb ``g`` with ``n_trials`` trials: plain rewiring, or a weighted scheme (see the module notes).
 
     ``rng`` must also be igraph's current generator so a task is reproducible from one seed.
     """
@@ -114,6 +178,8 @@ def perturb(g: ig.Graph, n_trials: int, weighted: str | None, rng: random.Random
         return _weighted_rewire(g, n_trials, rng)
     if weighted == "shuffle":
         return _shuffle_weights(g, n_trials, rng)
+    if weighted == "perturbr":
+        return _pair_permute(g, n_trials, rng)
     raise ValueError(f"`weighted` must be one of {list(WEIGHTED_TYPES)}, got {weighted!r}.")
 
 
@@ -125,7 +191,8 @@ def random_graph(g: ig.Graph, *, weighted: str | None = None, random_state: int 
     g
         Undirected graph (loops are kept, not created).
     weighted
-        ``None`` for the unweighted path; any weighted type uses the weighted ``"rewire"`` scheme.
+        ``None`` for the unweighted path; ``"perturbr"`` for the geometric (robin 2.0.0) model; any
+        other weighted type uses the weighted ``"rewire"`` scheme.
     random_state
         Seed; ``None`` uses fresh entropy.
 
@@ -136,4 +203,4 @@ def random_graph(g: ig.Graph, *, weighted: str | None = None, random_state: int 
     """
     seed = int(np.random.SeedSequence(random_state).generate_state(1, dtype=np.uint64)[0])
     with igraph_rng(seed) as rng:
-        return perturb(g, g.ecount(), "rewire" if weighted else None, rng)
+        return null_graph(g, weighted, rng)
