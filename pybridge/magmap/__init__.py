@@ -8,5 +8,9 @@ from . import datasets
 from . import io
 from . import robustness
 from . import crown
+from . import umap
+from .umap import RobustUMAP
+from . import metrics
+from . import tl
 
 __all__ = ["__version__", "datasets"]

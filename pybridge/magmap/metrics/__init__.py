@@ -1,2 +1,3 @@
 """Evaluation metrics for graphs (edge precision, assortativity, clustering agreement) and embeddings."""
 __all__: list[str] = []
+from ._embedding import trustworthiness, knn_preservation, knn_accuracy, dropout_correlation, gene_impact_summary

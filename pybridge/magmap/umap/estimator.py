@@ -1,0 +1,502 @@
+"""``RobustUMAP``: parametric UMAP with a certified-robustness phase (Zhang & Xu 2023), scikit-learn style."""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from .._utils import check_memory, resolve_device, seed_everything, versions
+from .._validation import check_choice, check_matrix, check_positive_int, matrix_from_adata
+from . import io as _io
+from .encoder import DEFAULT_HIDDEN_LAYERS, as_sequential, layer_widths, make_encoder, rebuild
+from .graph import default_n_epochs, edge_list, fuzzy_graph, nearest_neighbors
+from .losses import LOSSES, find_ab_params
+from .preprocess import MISSING_GENES, Preprocessor
+from .training import EdgeSampler, bound_fn, box_area, train_umap
+
+logger = logging.getLogger("magmap")
+
+__all__ = ["RobustUMAP", "Certificate", "BOUND_METHODS"]
+
+BOUND_METHODS = ("crown", "crown-ibp", "ibp")
+_PARAMS = ("n_neighbors", "n_components", "min_dist", "spread", "metric", "n_epochs", "batch_size", "learning_rate",
+           "negative_sample_rate", "repulsion_strength", "loss", "hidden_layers", "n_top_genes", "log1p", "epsilon",
+           "robust", "robust_weight", "robust_epochs", "robust_cells", "bound_method", "device", "random_state",
+           "verbose")
+
+
+@dataclass
+class Certificate:
+    """Certified output boxes: for every cell, every input within ``epsilon`` (L∞, z-score units) maps
+    into ``[lower, upper]``.
+
+    Attributes
+    ----------
+    lower, upper
+        ``(n_cells, n_components)`` bounds.
+    area
+        Box volume ``Π_j (upper_j − lower_j)`` per cell, in embedding units.
+    relative_area
+        ``area / area_ref``, where ``area_ref`` is the volume of the training embedding's bounding box
+        (comparable across models with different embedding scales).
+    epsilon, method
+        Perturbation radius and bound method used.
+    """
+
+    lower: np.ndarray
+    upper: np.ndarray
+    area: np.ndarray
+    relative_area: np.ndarray
+    epsilon: float
+    method: str
+
+    def summary(self) -> dict[str, float]:
+        """Mean, median and 90th percentile of the relative box area; mean box side per dimension."""
+        r = self.relative_area
+        width = self.upper - self.lower
+        return {"mean_relative_area": float(r.mean()), "median_relative_area": float(np.median(r)),
+                "q90_relative_area": float(np.quantile(r, 0.9)), "mean_area": float(self.area.mean()),
+                **{f"mean_width_{j}": float(width[:, j].mean()) for j in range(width.shape[1])},
+                "epsilon": float(self.epsilon)}
+
+
+def _is_anndata(X: Any) -> bool:
+    return hasattr(X, "obs") and hasattr(X, "var_names") and hasattr(X, "X")
+
+
+def _is_dask(X: Any) -> bool:
+    return type(X).__module__.startswith("dask") and hasattr(X, "compute")
+
+
+class RobustUMAP:
+    """Robust parametric UMAP (Zhang & Xu 2023) on single-cell counts.
+
+    Phase 1 trains a Linear/ReLU encoder on the UMAP loss of the paper (Eq. 3 ``loss="probability"``
+    or Eq. 4 ``loss="graph"``) with permutation negative sampling. If ``robust``, phase 2 continues with
+    ``L_UMAP + λ·mean box area (Eq. 5–6) + mean ‖z − ẑ‖² (Eq. 7)`` where the boxes are certified output
+    bounds (CROWN by default) for inputs in an L∞ ball of radius ``epsilon`` around each cell's z-scores
+    and ẑ is the frozen phase-1 embedding; λ = ``robust_weight`` / (area of the phase-1 embedding's
+    bounding box).
+
+    Preprocessing is part of the model (paper §2.3): seurat_v3 HVGs on counts, ``normalize_total``
+    (1e4, over the selected genes), optional ``log1p``, z-scoring with the training statistics.
+
+    Parameters
+    ----------
+    n_neighbors, n_components, min_dist, spread, metric
+        As in umap-learn. The kNN graph is exact below 4,096 cells, pynndescent otherwise.
+    n_epochs
+        Passes over the pruned directed edge list (each edge once per epoch, uniform order). ``None``
+        chooses a budget of about ``min(300, max(30, 3e6 / n_edges))`` epochs... see :meth:`_budget`.
+    batch_size
+        Positive edges per optimiser step (each with ``negative_sample_rate`` negatives). ``None``:
+        ``min(n_edges, 8192)``.
+    learning_rate
+        Adam learning rate (1e-3; gradients clipped element-wise at ±4 as in umap-learn).
+    negative_sample_rate, repulsion_strength
+        Negatives per edge (5) and their weight η (1).
+    loss
+        ``"probability"`` (Eq. 3) or ``"graph"`` (Eq. 4).
+    hidden_layers, encoder
+        Widths of the default MLP (umap-learn's 100-100-100), or a user ``nn.Module`` made only of
+        ``nn.Linear``/``nn.ReLU`` layers ending in ``nn.Linear`` (it is copied, not modified).
+    n_top_genes, log1p
+        HVG count (``None`` or ≥ the number of genes: all genes) and whether to log1p after normalising.
+    epsilon
+        L∞ radius of the certified ball, in z-score units (0.2).
+    robust, robust_weight, robust_epochs, robust_cells
+        Whether to run phase 2, its λ₀, its length in epochs (``None``: 20 % of phase 1), and cells per
+        step for the bound loss (bounds cost hundreds of forward passes per cell).
+    bound_method
+        ``"crown"``, ``"crown-ibp"`` or ``"ibp"`` (``magmap.crown.output_bounds``).
+    device
+        ``"auto"`` (CUDA if visible, else CPU) or a torch device string.
+    random_state
+        Seed for torch, NumPy, the kNN and the samplers; the same seed gives the same embedding on CPU.
+    verbose
+        Progress bars (tqdm) and info logging.
+
+    Attributes
+    ----------
+    embedding_, encoder_, a_, b_, history_, feature_names_in_, n_features_in_, genes_, preprocessor_,
+    mean_, std_, area_ref_, n_epochs_, batch_size_, fit_time_, hvg_flavor_
+    """
+
+    def __init__(
+        self, n_neighbors: int = 15, n_components: int = 2, min_dist: float = 0.1, spread: float = 1.0,
+        metric: str = "euclidean", n_epochs: int | None = None, batch_size: int | None = None,
+        learning_rate: float = 1e-3, negative_sample_rate: int = 5, repulsion_strength: float = 1.0,
+        loss: str = "probability", hidden_layers: tuple[int, ...] = DEFAULT_HIDDEN_LAYERS,
+        encoder: nn.Module | None = None, n_top_genes: int | None = 2000, log1p: bool = False,
+        epsilon: float = 0.2, robust: bool = True, robust_weight: float = 1.0, robust_epochs: int | None = None,
+        robust_cells: int = 128, bound_method: str = "crown", device: str = "auto",
+        random_state: int | None = None, verbose: bool = True,
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.n_components = n_components
+        self.min_dist = min_dist
+        self.spread = spread
+        self.metric = metric
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.negative_sample_rate = negative_sample_rate
+        self.repulsion_strength = repulsion_strength
+        self.loss = loss
+        self.hidden_layers = hidden_layers
+        self.encoder = encoder
+        self.n_top_genes = n_top_genes
+        self.log1p = log1p
+        self.epsilon = epsilon
+        self.robust = robust
+        self.robust_weight = robust_weight
+        self.robust_epochs = robust_epochs
+        self.robust_cells = robust_cells
+        self.bound_method = bound_method
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ helpers
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """Hyper-parameters (scikit-learn convention; ``encoder`` is omitted when ``None``)."""
+        out = {k: getattr(self, k) for k in _PARAMS}
+        out["encoder"] = self.encoder
+        return out
+
+    def _check_params(self) -> None:
+        check_positive_int(self.n_neighbors, "n_neighbors", minimum=2)
+        check_positive_int(self.n_components, "n_components")
+        check_positive_int(self.negative_sample_rate, "negative_sample_rate", minimum=0)
+        for name in ("n_epochs", "batch_size", "robust_epochs"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name, minimum=0 if name == "robust_epochs" else 1)
+        check_positive_int(self.robust_cells, "robust_cells")
+        check_choice(self.loss, "loss", LOSSES)
+        check_choice(self.bound_method, "bound_method", BOUND_METHODS)
+        if not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
+        if not self.epsilon >= 0:
+            raise ValueError(f"`epsilon` must be ≥ 0 (L∞ radius in z-score units), got {self.epsilon}.")
+        if not self.robust_weight >= 0:
+            raise ValueError(f"`robust_weight` must be ≥ 0, got {self.robust_weight}.")
+        if self.n_top_genes is not None:
+            check_positive_int(self.n_top_genes, "n_top_genes", minimum=2)
+
+    @staticmethod
+    def _unpack(X: Any, layer: str | None) -> tuple[Any, list[str] | None]:
+        if _is_anndata(X):
+            return matrix_from_adata(X, layer), [str(g) for g in X.var_names]
+        if layer is not None:
+            raise ValueError("`layer` applies only to AnnData input; pass the matrix itself instead.")
+        return X, None
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None, *, layer: str | None = None) -> "RobustUMAP":
+        """Fit on counts: an AnnData (``adata.X`` or ``layer``; genes named by ``var_names``) or a cells × genes
+        matrix (ndarray or scipy sparse; genes are then positional).
+
+        Raises
+        ------
+        ValueError
+            NaN/Inf, negative values, all-zero cells, fewer cells than ``n_neighbors + 1``, bad parameters.
+        """
+        self._check_params()
+        t_start = time.perf_counter()
+        M, names = self._unpack(X, layer)
+        if sp.issparse(M) or isinstance(M, np.ndarray) or _is_dask(M):
+            n_cells = M.shape[0]
+        else:
+            n_cells = np.asarray(M).shape[0] if np.ndim(M) == 2 else 0
+        M = check_matrix(M, name="X", nonnegative=True, min_cells=2, min_genes=2, allow_empty_genes=True)
+        n_cells, n_genes = M.shape
+        if n_cells <= self.n_neighbors:
+            raise ValueError(
+                f"`X` has {n_cells} cells but `n_neighbors={self.n_neighbors}` needs at least {self.n_neighbors + 1}; "
+                f"lower n_neighbors (e.g. n_neighbors={max(2, n_cells // 3)}) or pass more cells."
+            )
+        n_sel = n_genes if self.n_top_genes is None else min(self.n_top_genes, n_genes)
+        check_memory(n_cells * n_sel * 8 * 3, "RobustUMAP.fit (dense z-scored training matrix)",
+                     fix="Fit on a subsample of cells and project the rest with transform().")
+        rng = seed_everything(self.random_state)
+        seed = int(rng.integers(0, 2**31 - 1)) if self.random_state is None else int(self.random_state)
+        device = resolve_device(self.device)
+
+        self.feature_names_in_ = np.asarray(names if names is not None else [str(i) for i in range(n_genes)], dtype=object)
+        self.features_positional_ = names is None
+        self.n_features_in_ = n_genes
+        pre = Preprocessor(n_top_genes=self.n_top_genes, log1p=bool(self.log1p))
+        Xz = pre.fit(M, self.feature_names_in_)
+        del M
+        self.preprocessor_ = pre
+        self.hvg_flavor_ = pre.hvg_flavor
+        t_graph = time.perf_counter()
+        ind, dist = nearest_neighbors(Xz, int(self.n_neighbors), metric=self.metric, random_state=seed)
+        graph = fuzzy_graph(ind, dist, random_state=seed)
+        heads, tails, weights = edge_list(graph, prune_epochs=default_n_epochs(n_cells))
+        self.graph_ = graph
+        t_graph = time.perf_counter() - t_graph
+        self.a_, self.b_ = find_ab_params(self.spread, self.min_dist)
+
+        torch.manual_seed(seed)
+        if self.encoder is None:
+            net = make_encoder(Xz.shape[1], int(self.n_components), self.hidden_layers)
+        else:
+            net = as_sequential(copy.deepcopy(self.encoder), Xz.shape[1], int(self.n_components))
+        net = net.to(device=device, dtype=torch.float32)
+        Xt = torch.from_numpy(Xz).to(device)
+        n_epochs, batch_size = self._budget(heads.size, n_cells)
+        self.n_epochs_, self.batch_size_ = n_epochs, batch_size
+        sampler = EdgeSampler(heads, tails, weights, batch_size, np.random.default_rng(seed))
+        gen = torch.Generator(device=device).manual_seed(seed)
+        n_steps = n_epochs * sampler.steps_per_epoch()
+        common = dict(a=self.a_, b=self.b_, loss=self.loss, learning_rate=float(self.learning_rate),
+                      negative_sample_rate=int(self.negative_sample_rate),
+                      repulsion_strength=float(self.repulsion_strength), generator=gen, verbose=bool(self.verbose))
+        t1 = time.perf_counter()
+        net.train()
+        self.history_ = {"umap": train_umap(net, Xt, sampler, n_steps=n_steps, desc="RobustUMAP phase 1", **common)}
+        t1 = time.perf_counter() - t1
+        targets = self._forward(net, Xt)
+        self.area_ref_ = float(np.prod(targets.max(axis=0) - targets.min(axis=0)))
+        t2 = 0.0
+        if self.robust:
+            r_epochs = self.robust_epochs if self.robust_epochs is not None else max(1, int(round(0.2 * n_epochs)))
+            robust = {"targets": torch.from_numpy(targets).to(device), "epsilon": float(self.epsilon),
+                      "lam": float(self.robust_weight) / max(self.area_ref_, 1e-12),
+                      "bounds": bound_fn(self.bound_method), "n_cells": int(self.robust_cells),
+                      "rng": np.random.default_rng(seed + 1), "recon_weight": 1.0}
+            t2 = time.perf_counter()
+            self.history_["robust"] = train_umap(net, Xt, sampler, n_steps=r_epochs * sampler.steps_per_epoch(),
+                                                 desc="RobustUMAP robust phase", robust=robust, **common)
+            t2 = time.perf_counter() - t2
+            self.robust_epochs_ = r_epochs
+        else:
+            self.robust_epochs_ = 0
+        net.eval()
+        self.encoder_ = net
+        self.embedding_ = self._forward(net, Xt)
+        self.random_state_ = seed
+        self.fit_time_ = {"graph": t_graph, "phase1": t1, "robust": t2, "total": time.perf_counter() - t_start}
+        logger.info("RobustUMAP fitted on %d cells × %d genes (graph %.1f s, phase 1 %.1f s, robust %.1f s)",
+                    n_cells, Xz.shape[1], t_graph, t1, t2)
+        return self
+
+    def _budget(self, n_edges: int, n_cells: int) -> tuple[int, int]:
+        """Default batch size and epochs (see the class docstring)."""
+        batch = int(self.batch_size) if self.batch_size is not None else int(min(n_edges, 8192))
+        if self.n_epochs is not None:
+            return int(self.n_epochs), batch
+        steps_per_epoch = max(1, int(np.ceil(n_edges / batch)))
+        target_steps = _DEFAULT_STEPS
+        return int(max(5, min(500, round(target_steps / steps_per_epoch)))), batch
+
+    @staticmethod
+    def _forward(net: nn.Module, Xt: torch.Tensor, chunk: int = 65536) -> np.ndarray:
+        with torch.inference_mode():
+            return np.concatenate([net(Xt[i:i + chunk]).float().cpu().numpy() for i in range(0, Xt.shape[0], chunk)]) \
+                if Xt.shape[0] else np.zeros((0, net[-1].out_features), np.float32)
+
+    def fit_transform(self, X: Any, y: Any = None, *, layer: str | None = None) -> np.ndarray:
+        """Fit and return ``embedding_`` (the training cells' coordinates)."""
+        return self.fit(X, layer=layer).embedding_
+
+    # --------------------------------------------------------------- transform
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "encoder_"):
+            raise RuntimeError("This RobustUMAP is not fitted yet; call fit(X) or RobustUMAP.load(path) first.")
+
+    def _chunks(self, X: Any, layer: str | None, missing_genes: str, chunk_size: int):
+        """Yield z-scored float32 chunks of model inputs, aligned to the model genes."""
+        self._check_fitted()
+        check_choice(missing_genes, "missing_genes", MISSING_GENES)
+        M, names = self._unpack(X, layer)
+        if not (sp.issparse(M) or _is_dask(M) or isinstance(M, np.ndarray)):
+            M = np.asarray(M)
+        if M.ndim != 2:
+            raise ValueError(f"`X` must be 2-D (cells × genes), got shape {M.shape}.")
+        if self.features_positional_:
+            names = None
+        cols = self.preprocessor_.column_map(names, M.shape[1], self.n_features_in_, missing_genes)
+        present = cols[cols >= 0]
+        for start in range(0, M.shape[0], chunk_size):
+            block = M[start:start + chunk_size]
+            if _is_dask(block):
+                block = block.compute()
+            block = block[:, present] if (sp.issparse(block) or isinstance(block, np.ndarray)) else np.asarray(block)[:, present]
+            block = check_matrix(block, name="X", nonnegative=True, min_cells=1, min_genes=0, allow_empty_cells=True,
+                                 allow_empty_genes=True)
+            aligned = np.full(cols.shape, -1, dtype=np.int64)
+            aligned[cols >= 0] = np.arange(present.size)
+            yield self.preprocessor_.transform_chunk(block, aligned)
+
+    def transform(self, X: Any, *, layer: str | None = None, missing_genes: str = "error",
+                  chunk_size: int = 16384) -> np.ndarray:
+        """Project new cells (counts) with the training preprocessing statistics.
+
+        ``X`` is an AnnData (genes aligned by ``var_names``), a matrix with the training columns, or a
+        dask array (processed lazily, ``chunk_size`` cells at a time, so memory stays bounded).
+        ``missing_genes="zero"`` fills model genes absent from the query with zero counts; the default
+        ``"error"`` raises, naming the missing genes.
+        """
+        self._check_fitted()
+        check_positive_int(chunk_size, "chunk_size")
+        device = next(self.encoder_.parameters()).device
+        out = [self._forward(self.encoder_, torch.from_numpy(c).to(device)) for c in self._chunks(X, layer, missing_genes, chunk_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.n_components), np.float32)
+
+    def preprocess(self, X: Any, *, layer: str | None = None, missing_genes: str = "error") -> np.ndarray:
+        """The model inputs (z-scored selected genes, float32) for counts ``X``."""
+        return np.concatenate(list(self._chunks(X, layer, missing_genes, 1 << 30)))
+
+    # ----------------------------------------------------------------- certify
+    def certify(self, X: Any, epsilon: float | None = None, *, layer: str | None = None, method: str | None = None,
+                missing_genes: str = "error", batch_size: int = 256) -> Certificate:
+        """Certified output boxes of cells ``X`` (counts) for z-score perturbations of L∞ size ``epsilon``.
+
+        Returns a :class:`Certificate` (``lower``, ``upper``, ``area``, ``relative_area``, ``summary()``).
+        """
+        eps = float(self.epsilon if epsilon is None else epsilon)
+        if eps < 0:
+            raise ValueError(f"`epsilon` must be ≥ 0, got {eps}.")
+        self._check_fitted()
+        method = check_choice(method or self.bound_method, "method", BOUND_METHODS)
+        bounds = bound_fn(method)
+        device = next(self.encoder_.parameters()).device
+        lo, up = [], []
+        Z = self.preprocess(X, layer=layer, missing_genes=missing_genes)
+        with torch.no_grad():
+            for i in range(0, Z.shape[0], batch_size):
+                l, u = bounds(self.encoder_, torch.from_numpy(Z[i:i + batch_size]).to(device), eps)
+                lo.append(l.float().cpu().numpy())
+                up.append(u.float().cpu().numpy())
+        lower, upper = np.concatenate(lo), np.concatenate(up)
+        area = box_area(torch.from_numpy(lower), torch.from_numpy(upper)).numpy()
+        return Certificate(lower, upper, area, area / max(self.area_ref_, 1e-12), eps, method)
+
+    # ------------------------------------------------------------- gene impact
+    def gene_impact(self, X: Any, *, layer: str | None = None, norm: str = "l1", missing_genes: str = "error",
+                    batch_size: int = 4096):
+        """Per-gene impact ``I_g = Σ_c ‖∂f(x_c)/∂x_cg‖`` (paper §3.5), by autograd on the z-scored inputs.
+
+        ``norm="l1"`` sums ``|∂f_1/∂x| + |∂f_2/∂x| + …``; ``"l2"`` takes the Euclidean norm over output
+        dimensions (the paper's ‖·‖ of a 2-vector is ambiguous). Returns a ``pandas.Series`` indexed by gene.
+        """
+        import pandas as pd
+
+        check_choice(norm, "norm", ("l1", "l2"))
+        Z = self.preprocess(X, layer=layer, missing_genes=missing_genes)
+        device = next(self.encoder_.parameters()).device
+        total = np.zeros(Z.shape[1], dtype=np.float64)
+        for i in range(0, Z.shape[0], batch_size):
+            x = torch.from_numpy(Z[i:i + batch_size]).to(device).requires_grad_(True)
+            out = self.encoder_(x)
+            jac = []
+            for k in range(out.shape[1]):
+                (g,) = torch.autograd.grad(out[:, k].sum(), x, retain_graph=k < out.shape[1] - 1)
+                jac.append(g.detach().double())
+            J = torch.stack(jac)  # (d, cells, genes)
+            per = J.abs().sum(0) if norm == "l1" else J.pow(2).sum(0).sqrt()
+            total += per.sum(0).cpu().numpy()
+        return pd.Series(total, index=list(self.genes_), name="gene_impact")
+
+    # --------------------------------------------------------------- save/load
+    @property
+    def genes_(self) -> list[str]:
+        """Names of the model's input genes (selected HVGs), in input order."""
+        self._check_fitted()
+        return list(self.preprocessor_.genes)
+
+    @property
+    def mean_(self) -> np.ndarray:
+        """Training means of the model genes (after normalisation/log1p)."""
+        return self.preprocessor_.mean
+
+    @property
+    def std_(self) -> np.ndarray:
+        """Training SDs of the model genes (zero-variance genes: 1)."""
+        return self.preprocessor_.std
+
+    def _manifest(self) -> dict[str, Any]:
+        params = {k: getattr(self, k) for k in _PARAMS}
+        params["hidden_layers"] = list(params["hidden_layers"]) if params["hidden_layers"] is not None else None
+        params["encoder"] = None if self.encoder is None else "user-supplied (architecture in 'encoder')"
+        return {
+            "format": _io.FORMAT, "format_version": _io.FORMAT_VERSION, "versions": versions(),
+            "params": params, "random_state": self.random_state_,
+            "feature_names_in": [str(g) for g in self.feature_names_in_], "features_positional": self.features_positional_,
+            "n_features_in": int(self.n_features_in_), "preprocess": self.preprocessor_.to_manifest(),
+            "encoder": {"type": "mlp_linear_relu", "widths": layer_widths(self.encoder_), "output_activation": None},
+            "a": self.a_, "b": self.b_, "area_ref": self.area_ref_, "n_epochs": self.n_epochs_,
+            "batch_size": self.batch_size_, "robust_epochs": self.robust_epochs_,
+            "fit_time_s": self.fit_time_, "final_loss": {k: v[-1] if v else None for k, v in self.history_.items()},
+        }
+
+    def to_bytes(self) -> bytes:
+        """The whole model as one byte blob (zip: ``manifest.json`` + ``weights.safetensors``; no pickle)."""
+        self._check_fitted()
+        arrays = {f"encoder.{k}": v.detach().cpu().numpy() for k, v in self.encoder_.state_dict().items()}
+        arrays.update(self.preprocessor_.arrays())
+        if getattr(self, "embedding_", None) is not None:
+            arrays["embedding"] = np.asarray(self.embedding_, dtype=np.float32)
+        return _io.pack_model(self._manifest(), arrays)
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_bytes` to ``path`` (conventionally ``*.magmap.zip``); returns the path."""
+        path = Path(path)
+        path.write_bytes(self.to_bytes())
+        return path
+
+    @classmethod
+    def from_bytes(cls, blob: bytes | bytearray | np.ndarray, *, device: str = "cpu") -> "RobustUMAP":
+        """Rebuild a fitted model from :meth:`to_bytes` output (JSON + raw arrays; runs no code)."""
+        manifest, arrays = _io.unpack_model(blob)
+        params = dict(manifest["params"])
+        params.pop("encoder", None)
+        params["hidden_layers"] = tuple(params["hidden_layers"]) if params.get("hidden_layers") is not None else None
+        self = cls(**params)
+        net = rebuild(manifest["encoder"]["widths"])
+        state = {k[len("encoder."):]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("encoder.")}
+        net.load_state_dict(state)
+        self.encoder_ = net.to(resolve_device(device)).eval()
+        self.preprocessor_ = Preprocessor.from_manifest(manifest["preprocess"], arrays)
+        self.hvg_flavor_ = self.preprocessor_.hvg_flavor
+        self.feature_names_in_ = np.asarray(manifest["feature_names_in"], dtype=object)
+        self.features_positional_ = bool(manifest["features_positional"])
+        self.n_features_in_ = int(manifest["n_features_in"])
+        self.a_, self.b_ = float(manifest["a"]), float(manifest["b"])
+        self.area_ref_ = float(manifest["area_ref"])
+        self.n_epochs_, self.batch_size_ = manifest["n_epochs"], manifest["batch_size"]
+        self.robust_epochs_ = manifest["robust_epochs"]
+        self.random_state_ = manifest["random_state"]
+        self.fit_time_ = manifest["fit_time_s"]
+        self.history_ = {k: [v] if v is not None else [] for k, v in manifest["final_loss"].items()}
+        self.embedding_ = arrays.get("embedding")
+        self.manifest_ = manifest
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu") -> "RobustUMAP":
+        """Load a model written by :meth:`save` (no pickle, no code execution)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"`path={str(path)!r}` does not exist; pass the file written by RobustUMAP.save().")
+        return cls.from_bytes(path.read_bytes(), device=device)
+
+    def __repr__(self) -> str:
+        fitted = hasattr(self, "encoder_")
+        return (f"RobustUMAP(n_neighbors={self.n_neighbors}, n_components={self.n_components}, loss={self.loss!r}, "
+                f"robust={self.robust}, epsilon={self.epsilon}, random_state={self.random_state})"
+                + (f" fitted on {len(self.genes_)} genes" if fitted else ""))
+
+
+#: Default optimiser steps of phase 1 (see ``RobustUMAP._budget``).
+_DEFAULT_STEPS = 1500

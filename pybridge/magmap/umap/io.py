@@ -1,0 +1,99 @@
+"""Model files without pickle: a zip holding ``manifest.json`` and ``weights.safetensors``.
+
+* ``manifest.json`` — format name and version, magmap/torch/numpy versions, hyper-parameters, seed,
+  feature names, preprocessing settings, network widths, a/b, fit summary (UTF-8 JSON).
+* ``weights.safetensors`` — every array (network weights and biases, preprocessing means/SDs/gene
+  indices, the training embedding) in the safetensors layout: an 8-byte little-endian header length,
+  a JSON header ``{name: {"dtype", "shape", "data_offsets"}}``, then raw little-endian bytes. It is
+  written and read here with NumPy only (the ``safetensors`` package is not needed, but can read it).
+
+Loading parses JSON and raw numbers only: no pickle, no code execution. The zip uses fixed timestamps
+and no compression, so the same model always gives the same bytes.
+"""
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zipfile
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "write_safetensors", "read_safetensors", "pack_model", "unpack_model"]
+
+FORMAT = "magmap.RobustUMAP"
+FORMAT_VERSION = 1
+_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8"), "I32": np.dtype("<i4"),
+           "U8": np.dtype("u1")}
+_NAMES = {v: k for k, v in _DTYPES.items()}
+_ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+
+
+def write_safetensors(arrays: dict[str, np.ndarray]) -> bytes:
+    """Serialise named arrays in the safetensors format (sorted names, 8-byte aligned header)."""
+    header: dict[str, Any] = {}
+    chunks = []
+    offset = 0
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder not in ("<", "|", "=") else arr.dtype
+        dt = np.dtype(dt.str.replace("=", "<"))
+        if dt not in _NAMES:
+            raise TypeError(f"cannot store array {name!r} of dtype {arr.dtype} (supported: {sorted(_DTYPES)}).")
+        raw = arr.astype(dt, copy=False).tobytes()
+        header[name] = {"dtype": _NAMES[dt], "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head += b" " * ((8 - len(head) % 8) % 8)
+    return struct.pack("<Q", len(head)) + head + b"".join(chunks)
+
+
+def read_safetensors(blob: bytes) -> dict[str, np.ndarray]:
+    """Inverse of :func:`write_safetensors` (returns writable NumPy copies)."""
+    if len(blob) < 8:
+        raise ValueError("weights file is truncated.")
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n].decode("utf-8"))
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b0, b1 = info["data_offsets"]
+        dt = _DTYPES[info["dtype"]]
+        out[name] = np.frombuffer(blob[base + b0:base + b1], dtype=dt).reshape(info["shape"]).copy()
+    return out
+
+
+def pack_model(manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
+    """One self-contained byte blob (zip of ``manifest.json`` + ``weights.safetensors``)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in (("manifest.json", json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")),
+                           ("weights.safetensors", write_safetensors(arrays))):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def unpack_model(blob: bytes | bytearray | memoryview | np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a blob from :func:`pack_model`; checks the format name and version."""
+    if isinstance(blob, np.ndarray):
+        blob = blob.astype(np.uint8, copy=False).tobytes()
+    blob = bytes(blob)
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+            manifest = json.loads(zf.read("manifest.json").decode("utf-8"))
+            arrays = read_safetensors(zf.read("weights.safetensors"))
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise ValueError("not a magmap RobustUMAP model (expected a zip with manifest.json and "
+                         "weights.safetensors, as written by RobustUMAP.save / to_bytes).") from err
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"model format is {manifest.get('format')!r}, expected {FORMAT!r}.")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise ValueError(f"model format version {manifest.get('format_version')} is newer than this magmap "
+                         f"supports ({FORMAT_VERSION}); upgrade magmap.")
+    return manifest, arrays

@@ -1,0 +1,178 @@
+"""Preprocessing stored in the model (seed paper §2.3).
+
+Fit on training counts: select highly variable genes (scanpy ``flavor="seurat_v3"`` on counts), then
+``normalize_total(target_sum=1e4)`` on the selected genes, optional ``log1p``, and z-scoring with the
+training means and standard deviations (scanpy ``pp.scale``: unbiased variance, zero-variance genes get
+SD 1, no clipping). New cells are aligned to the selected genes *by name* and transformed with the
+stored statistics, chunk by chunk.
+
+Library size is taken over the selected genes (the paper selects genes first, then normalises), so a
+query only needs the selected genes. Cells with no counts in the selected genes stay all-zero before
+scaling.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+logger = logging.getLogger("magmap")
+
+__all__ = ["Preprocessor", "select_hvg", "MISSING_GENES"]
+
+MISSING_GENES = ("error", "zero")
+
+
+def select_hvg(X: np.ndarray | sp.csr_matrix, n_top_genes: int | None) -> tuple[np.ndarray, str]:
+    """Indices of the top ``n_top_genes`` genes by scanpy's seurat_v3 HVG on counts.
+
+    Returns the sorted indices and the flavor actually used: ``"all"`` when ``n_top_genes`` is None or
+    not smaller than the number of genes, ``"seurat_v3"``, ``"seurat_v3 (span=1.0)"`` after a loess
+    failure retried with a wider span, or ``"cell_ranger-free dispersion"`` (variance/mean ranking on
+    normalised log data) when loess fails twice. The flavor is recorded in the model manifest.
+    """
+    n_genes = X.shape[1]
+    if n_top_genes is None or n_top_genes >= n_genes:
+        return np.arange(n_genes), "all"
+    import anndata as ad
+    import scanpy as sc
+
+    adata = ad.AnnData(sp.csr_matrix(X, dtype=np.float32))
+    for span, flavor in ((0.3, "seurat_v3"), (1.0, "seurat_v3 (span=1.0)")):
+        try:
+            df = sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat_v3", span=span,
+                                             inplace=False)
+            return np.sort(np.flatnonzero(df["highly_variable"].to_numpy())), flavor
+        except Exception as err:  # skmisc loess raises ValueError/RuntimeError on small data
+            logger.warning("seurat_v3 HVG selection failed with span=%s (%s); retrying.", span, err)
+    # last resort: dispersion of log-normalised data
+    Xn = sp.csr_matrix(X, dtype=np.float64)
+    lib = np.asarray(Xn.sum(axis=1)).ravel()
+    lib[lib == 0] = 1.0
+    Xn = sp.diags(1e4 / lib) @ Xn
+    Xn.data = np.log1p(Xn.data)
+    mean = np.asarray(Xn.mean(axis=0)).ravel()
+    var = np.asarray(Xn.multiply(Xn).mean(axis=0)).ravel() - mean ** 2
+    disp = var / np.maximum(mean, 1e-12)
+    return np.sort(np.argsort(-disp, kind="stable")[:n_top_genes]), "dispersion (log-normalised)"
+
+
+@dataclass
+class Preprocessor:
+    """HVG selection + normalisation + scaling with statistics learned on training counts.
+
+    Attributes (after :meth:`fit`)
+    ------------------------------
+    genes
+        Names of the selected genes, in model input order.
+    gene_index
+        Column indices of the selected genes in the training matrix.
+    mean, std
+        Training per-gene means and SDs (after normalisation and optional log1p), float64.
+    """
+
+    n_top_genes: int | None = 2000
+    target_sum: float = 1e4
+    log1p: bool = False
+    genes: list[str] = field(default_factory=list)
+    gene_index: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    hvg_flavor: str = ""
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: np.ndarray | sp.csr_matrix, feature_names: Sequence[str]) -> np.ndarray:
+        """Learn the statistics on counts ``X`` (cells × genes) and return the scaled training matrix."""
+        idx, flavor = select_hvg(X, self.n_top_genes)
+        self.gene_index = idx.astype(np.int64)
+        self.hvg_flavor = flavor
+        self.genes = [str(feature_names[i]) for i in idx]
+        Xs = self._normalise(X[:, idx])
+        mean = Xs.mean(axis=0)
+        n = Xs.shape[0]
+        var = ((Xs - mean) ** 2).sum(axis=0) / max(n - 1, 1)
+        std = np.sqrt(var)
+        std[std == 0] = 1.0
+        self.mean, self.std = mean, std
+        return ((Xs - mean) / std).astype(np.float32)
+
+    def _normalise(self, X: np.ndarray | sp.spmatrix) -> np.ndarray:
+        X = X.toarray() if sp.issparse(X) else np.asarray(X)
+        X = X.astype(np.float64, copy=True)
+        lib = X.sum(axis=1, keepdims=True)
+        lib[lib == 0] = 1.0
+        X *= self.target_sum / lib
+        if self.log1p:
+            np.log1p(X, out=X)
+        return X
+
+    # --------------------------------------------------------------- transform
+    def column_map(self, feature_names: Sequence[str] | None, n_features: int, n_features_in: int,
+                   missing_genes: str = "error") -> np.ndarray:
+        """Column of each model gene in a query (``-1`` = missing, filled with zero counts).
+
+        With ``feature_names=None`` the query is positional and must have ``n_features_in`` columns.
+        """
+        if feature_names is None:
+            if n_features != n_features_in:
+                raise ValueError(
+                    f"`X` has {n_features} columns but the model was fitted on {n_features_in} (positional "
+                    f"features); pass a matrix with the same columns, or an AnnData with gene names in var_names."
+                )
+            return self.gene_index.copy()
+        names = [str(g) for g in feature_names]
+        pos = {g: i for i, g in enumerate(names)}
+        if len(pos) != len(names):
+            raise ValueError("`X` has duplicated gene names; make them unique, e.g. adata.var_names_make_unique().")
+        cols = np.array([pos.get(g, -1) for g in self.genes], dtype=np.int64)
+        missing = [g for g, c in zip(self.genes, cols) if c < 0]
+        if missing and missing_genes == "error":
+            raise ValueError(
+                f"`X` lacks {len(missing)} of the {len(self.genes)} genes the model was trained on "
+                f"(e.g. {missing[:5]}); align gene names (same identifiers as training, e.g. Ensembl vs symbols) "
+                f"or pass missing_genes='zero' to treat them as unobserved (zero counts)."
+            )
+        if missing:
+            logger.warning("%d model gene(s) are missing from the query and are filled with zero counts.", len(missing))
+        return cols
+
+    def transform_chunk(self, X_chunk: Any, cols: np.ndarray) -> np.ndarray:
+        """Select/align the model genes of a count chunk and apply the stored statistics (float32)."""
+        present = cols >= 0
+        if sp.issparse(X_chunk):
+            sub = sp.csr_matrix(X_chunk)[:, cols[present]].toarray()
+        else:
+            sub = np.asarray(X_chunk)[:, cols[present]]
+        if present.all():
+            full = sub
+        else:
+            full = np.zeros((sub.shape[0], cols.size), dtype=np.float64)
+            full[:, present] = sub
+        Xs = self._normalise(full)
+        return ((Xs - self.mean) / self.std).astype(np.float32)
+
+    # ----------------------------------------------------------- serialisation
+    def to_manifest(self) -> dict[str, Any]:
+        """JSON-able settings (the arrays go to the weights file, see :meth:`arrays`)."""
+        return {"n_top_genes": self.n_top_genes, "target_sum": self.target_sum, "log1p": self.log1p,
+                "genes": list(self.genes), "hvg_flavor": self.hvg_flavor,
+                "scale": {"ddof": 1, "zero_std": 1.0, "max_value": None},
+                "library_size": "sum over the selected genes"}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Statistics as arrays (stored as float64 tensors next to the weights)."""
+        return {"preprocess.mean": self.mean, "preprocess.std": self.std,
+                "preprocess.gene_index": self.gene_index}
+
+    @classmethod
+    def from_manifest(cls, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Preprocessor":
+        pre = cls(n_top_genes=info["n_top_genes"], target_sum=float(info["target_sum"]), log1p=bool(info["log1p"]),
+                  genes=list(info["genes"]), hvg_flavor=info.get("hvg_flavor", ""))
+        pre.mean = np.asarray(arrays["preprocess.mean"], dtype=np.float64)
+        pre.std = np.asarray(arrays["preprocess.std"], dtype=np.float64)
+        pre.gene_index = np.asarray(arrays["preprocess.gene_index"], dtype=np.int64)
+        return pre

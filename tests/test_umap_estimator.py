@@ -1,0 +1,277 @@
+"""RobustUMAP estimator: round trips, reproducibility, bad input, robust phase, bound-loss gradients."""
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import magmap
+from magmap.umap import RobustUMAP
+from magmap.umap.losses import find_ab_params, log_q_terms, umap_loss
+from magmap.umap.training import box_area, bound_fn
+
+FAST = dict(n_neighbors=10, n_epochs=15, batch_size=512, hidden_layers=(32, 32, 32), verbose=False)
+
+
+def _counts(n_cells: int = 120, n_genes: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(3), n_cells // 3)
+    base = rng.gamma(2.0, 1.0, size=(3, n_genes))
+    base[:, : n_genes // 2] *= rng.choice([0.2, 5.0], size=(3, n_genes // 2))
+    X = rng.poisson(base[labels] * rng.uniform(0.8, 1.2, size=(n_cells, 1))).astype(np.float64)
+    X[:, 0] += 1  # no empty cells
+    return X, labels
+
+
+def _adata(X: np.ndarray, labels: np.ndarray):
+    import anndata as ad
+    import pandas as pd
+
+    a = ad.AnnData(sp.csr_matrix(X), obs=pd.DataFrame({"cell_type": labels.astype(str)},
+                                                        index=[f"c{i}" for i in range(X.shape[0])]))
+    a.var_names = [f"g{j}" for j in range(X.shape[1])]
+    return a
+
+
+@pytest.fixture(scope="session")
+def data():
+    return _counts()
+
+
+@pytest.fixture(scope="session")
+def fitted(data):
+    X, labels = data
+    model = RobustUMAP(random_state=0, n_top_genes=30, robust_epochs=5, bound_method="crown", **FAST)
+    model.fit(_adata(X, labels))
+    return model
+
+
+@pytest.fixture(scope="session")
+def plain(data):
+    X, labels = data
+    return RobustUMAP(random_state=0, n_top_genes=30, robust=False, **FAST).fit(_adata(X, labels))
+
+
+def test_attributes_and_shapes(fitted, data):
+    X, _ = data
+    assert fitted.embedding_.shape == (X.shape[0], 2)
+    assert fitted.n_features_in_ == X.shape[1] and len(fitted.genes_) == 30
+    assert fitted.feature_names_in_[0] == "g0"
+    assert abs(fitted.a_ - 1.577) < 2e-3 and abs(fitted.b_ - 0.895) < 2e-3
+    assert set(fitted.history_) == {"umap", "robust"} and len(fitted.history_["robust"]) > 0
+    assert np.all(np.isfinite(fitted.embedding_))
+    # output layer is linear (no ReLU clipping at 0)
+    assert isinstance(fitted.encoder_[-1], torch.nn.Linear)
+
+
+def test_find_ab_params_matches_umap_learn_values():
+    a, b = find_ab_params(1.0, 0.1)
+    assert a == pytest.approx(1.5769, abs=1e-3) and b == pytest.approx(0.8951, abs=1e-3)
+    a, b = find_ab_params(1.0, 0.5)
+    assert a == pytest.approx(0.5830, abs=1e-3) and b == pytest.approx(1.3342, abs=1e-3)
+
+
+def test_transform_of_training_data_matches_embedding(fitted, data):
+    X, labels = data
+    Z = fitted.transform(_adata(X, labels))
+    np.testing.assert_allclose(Z, fitted.embedding_, rtol=1e-5, atol=1e-5)
+    # chunking does not change the result
+    np.testing.assert_allclose(fitted.transform(_adata(X, labels), chunk_size=7), Z, rtol=1e-5, atol=1e-5)
+
+
+def test_genes_aligned_by_name(fitted, data):
+    X, labels = data
+    a = _adata(X, labels)
+    perm = np.random.default_rng(1).permutation(X.shape[1])
+    shuffled = a[:, perm].copy()
+    np.testing.assert_allclose(fitted.transform(shuffled), fitted.transform(a), rtol=1e-5, atol=1e-5)
+
+
+def test_mismatched_genes_error(fitted, data):
+    X, labels = data
+    a = _adata(X, labels)
+    a.var_names = [f"other{j}" for j in range(X.shape[1])]
+    with pytest.raises(ValueError, match=r"lacks 30 of the 30 genes.*missing_genes='zero'"):
+        fitted.transform(a)
+    Z = fitted.transform(a, missing_genes="zero")  # documented fill policy
+    assert Z.shape == (X.shape[0], 2) and np.all(np.isfinite(Z))
+
+
+def test_save_load_round_trip_and_no_pickle(fitted, data, tmp_path):
+    X, labels = data
+    path = fitted.save(tmp_path / "model.magmap.zip")
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["manifest.json", "weights.safetensors"]
+        manifest = json.loads(zf.read("manifest.json"))
+        blob = zf.read("weights.safetensors")
+    for required in ("format", "format_version", "versions", "params", "random_state", "feature_names_in",
+                     "preprocess", "encoder"):
+        assert required in manifest
+    assert manifest["versions"]["torch"] == torch.__version__.split("+")[0] or "torch" in manifest["versions"]
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])  # safetensors: JSON header + raw numbers
+    assert "encoder.0.weight" in header and "preprocess.mean" in header
+    raw = path.read_bytes()
+    assert b"\x80\x04" not in raw[:2] and b"pickle" not in raw and b".pkl" not in raw
+    loaded = RobustUMAP.load(path)
+    np.testing.assert_array_equal(loaded.transform(_adata(X, labels)), fitted.transform(_adata(X, labels)))
+    np.testing.assert_array_equal(loaded.embedding_, fitted.embedding_)
+    assert loaded.genes_ == fitted.genes_ and loaded.a_ == fitted.a_
+
+
+def test_bytes_round_trip(fitted, data):
+    X, labels = data
+    blob = fitted.to_bytes()
+    assert isinstance(blob, bytes) and blob == fitted.to_bytes()  # deterministic bytes
+    again = RobustUMAP.from_bytes(bytearray(blob))
+    np.testing.assert_array_equal(again.transform(X), fitted.transform(X))
+    again2 = RobustUMAP.from_bytes(np.frombuffer(blob, dtype=np.uint8))
+    np.testing.assert_array_equal(again2.embedding_, fitted.embedding_)
+    with pytest.raises(ValueError, match="not a magmap RobustUMAP model"):
+        RobustUMAP.from_bytes(b"garbage")
+
+
+def test_reproducible_with_seed(plain, data):
+    X, labels = data
+    again = RobustUMAP(random_state=0, n_top_genes=30, robust=False, **FAST).fit(_adata(X, labels))
+    np.testing.assert_array_equal(again.embedding_, plain.embedding_)
+    other = RobustUMAP(random_state=1, n_top_genes=30, robust=False, **FAST).fit(_adata(X, labels))
+    assert not np.allclose(other.embedding_, plain.embedding_)
+
+
+def test_matrix_input_positional(data):
+    X, _ = data
+    m = RobustUMAP(random_state=0, n_top_genes=None, robust=False, **FAST).fit(sp.csr_matrix(X))
+    np.testing.assert_allclose(m.transform(X), m.embedding_, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="has 39 columns but the model was fitted on 40"):
+        m.transform(X[:, :-1])
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("nan", r"`X` contains 1 NaN"),
+    ("negative", r"`X` contains negative values"),
+    ("empty", r"`X` has 1 all-zero cell"),
+    ("few", r"`X` has 8 cells but `n_neighbors=10` needs at least 11"),
+])
+def test_bad_input_messages(data, bad, message):
+    X, _ = data
+    X = X.copy()
+    if bad == "nan":
+        X[3, 2] = np.nan
+    elif bad == "negative":
+        X[3, 2] = -1
+    elif bad == "empty":
+        X[5] = 0
+    else:
+        X = X[:8]
+    with pytest.raises(ValueError, match=message):
+        RobustUMAP(random_state=0, **FAST).fit(X)
+
+
+def test_bad_input_at_transform(fitted, data):
+    X, labels = data
+    a = _adata(X, labels)
+    a.X = a.X.toarray()
+    a.X[0, list(a.var_names).index(fitted.genes_[0])] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.transform(a)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        RobustUMAP().transform(X)
+
+
+def test_bad_parameters():
+    with pytest.raises(ValueError, match="`loss` must be one of"):
+        RobustUMAP(loss="mse").fit(np.ones((20, 5)))
+    with pytest.raises(ValueError, match="`bound_method` must be one of"):
+        RobustUMAP(bound_method="lp").fit(np.ones((20, 5)))
+
+
+def test_user_encoder_accepted_and_checked(data):
+    X, _ = data
+    net = torch.nn.Sequential(torch.nn.Linear(40, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    m = RobustUMAP(random_state=0, encoder=net, n_top_genes=None, robust=False, **FAST).fit(X)
+    assert [l.out_features for l in m.encoder_ if isinstance(l, torch.nn.Linear)] == [16, 2]
+    assert m.encoder_[0] is not net[0]  # copied, user module untouched
+    bad = torch.nn.Sequential(torch.nn.Linear(40, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    with pytest.raises(ValueError, match="only nn.Linear and nn.ReLU"):
+        RobustUMAP(encoder=bad, n_top_genes=None, **FAST).fit(X)
+    relu_out = torch.nn.Sequential(torch.nn.Linear(40, 2), torch.nn.ReLU())
+    with pytest.raises(ValueError, match="end with nn.Linear"):
+        RobustUMAP(encoder=relu_out, n_top_genes=None, **FAST).fit(X)
+
+
+def test_loss_finite_at_coincident_points():
+    z = torch.zeros(6, 2, requires_grad=True)
+    loss = umap_loss(z, z.clone(), torch.full((6,), 0.5), a=1.577, b=0.895, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.all(torch.isfinite(z.grad))
+    lq, l1q = log_q_terms(torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0]]), 1.577, 0.895)
+    q = 1 / (1 + 1.577)
+    assert float(lq) == pytest.approx(np.log(q), rel=1e-5) and float(l1q) == pytest.approx(np.log(1 - q), rel=1e-5)
+
+
+def test_gradient_flows_through_bound_loss(fitted):
+    net = fitted.encoder_
+    x = torch.randn(8, net[0].in_features)
+    for method in ("crown", "crown-ibp", "ibp"):
+        net.zero_grad()
+        lo, up = bound_fn(method)(net, x, 0.2)
+        box_area(lo, up).mean().backward()
+        grads = [p.grad for p in net.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert sum(float(g.abs().sum()) for g in grads) > 0
+    net.zero_grad()
+
+
+def test_certify_sound_and_exact_at_zero(fitted, data):
+    X, _ = data
+    cert0 = fitted.certify(X, epsilon=0.0)
+    np.testing.assert_allclose(cert0.lower, fitted.embedding_, atol=1e-4)
+    np.testing.assert_allclose(cert0.upper, fitted.embedding_, atol=1e-4)
+    cert = fitted.certify(X)
+    assert cert.epsilon == 0.2 and cert.lower.shape == (X.shape[0], 2)
+    assert np.all(cert.lower <= fitted.embedding_ + 1e-5) and np.all(fitted.embedding_ <= cert.upper + 1e-5)
+    Xz = torch.from_numpy(fitted.preprocess(X))
+    with torch.no_grad():
+        for _ in range(5):
+            z = fitted.encoder_(Xz + 0.2 * (2 * torch.rand_like(Xz) - 1)).numpy()
+            assert np.all(cert.lower <= z + 1e-4) and np.all(z <= cert.upper + 1e-4)
+    s = cert.summary()
+    assert s["mean_relative_area"] > 0 and set(s) >= {"mean_relative_area", "median_relative_area", "epsilon"}
+
+
+def test_robust_phase_shrinks_certified_boxes(fitted, plain, data):
+    X, _ = data
+    robust_area = fitted.certify(X).relative_area.mean()
+    plain_area = plain.certify(X).relative_area.mean()
+    assert robust_area < 0.8 * plain_area
+
+
+def test_gene_impact(fitted, data):
+    X, _ = data
+    imp = fitted.gene_impact(X)
+    assert list(imp.index) == fitted.genes_ and np.all(imp.to_numpy() >= 0)
+    # oracle: finite differences on one gene, one cell
+    Xz = torch.from_numpy(fitted.preprocess(X[:1])).double()
+    net = fitted.encoder_.double()
+    g = 3
+    h = 1e-6
+    xp, xm = Xz.clone(), Xz.clone()
+    xp[0, g] += h
+    xm[0, g] -= h
+    with torch.no_grad():
+        fd = ((net(xp) - net(xm)) / (2 * h)).abs().sum().item()
+    fitted.encoder_.float()
+    assert fitted.gene_impact(X[:1]).iloc[g] == pytest.approx(fd, rel=1e-3, abs=1e-6)
+    l2 = fitted.gene_impact(X, norm="l2")
+    assert np.all(l2.to_numpy() <= imp.to_numpy() + 1e-9)
+
+
+def test_top_level_export():
+    assert magmap.RobustUMAP is RobustUMAP
