@@ -14,3 +14,5 @@ from . import metrics
 from . import tl
 
 __all__ = ["__version__", "datasets"]
+from . import medmagma
+from .medmagma import MedMagma, GmGM, SingleAxis

@@ -3,3 +3,4 @@ from ._bundled import baron2016_pancreas, bundled_path, read, read_10x_mtx, read
 from ._summary import summarize_counts
 
 __all__ = ["baron2016_pancreas", "bundled_path", "read", "read_10x_mtx", "read_csv", "read_h5ad", "summarize_counts"]
+from ._synthetic import synthetic_multiaxis
