@@ -43,7 +43,7 @@ def mstep_newton(
     *,
     rho: float = 0.0,
     center: float = 0.0,
-    tol: float = 1e-10,
+    tol: float = 1e-15,
     max_iter: int = 200,
     max_cg: int = 200,
 ) -> tuple[torch.Tensor, torch.Tensor, int, bool]:

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from .._keys import GMGM_KEY, MEDMAGMA_KEY, connectivities_key, distances_key, genes_used_key
 from .._utils import versions
-from .._validation import check_positive_int, matrix_from_adata
+from .._validation import check_matrix, check_positive_int, matrix_from_adata
 
 logger = logging.getLogger("magmap")
 
@@ -87,6 +87,7 @@ def med_magma(
     regularization: float | None = None,
     device: str = "auto",
     verbose: bool = False,
+    allow_negative: bool = False,
     random_state: int | None = 0,
     key_added: str = MEDMAGMA_KEY,
     copy: bool = False,
@@ -108,6 +109,9 @@ def med_magma(
         k of the top-k-per-vertex graphs for cells and genes (symmetrised as M + Mᵀ).
     mode, zero_handling, max_iter, tol, regularization, device, verbose, random_state
         See :class:`magmap.MedMagma`.
+    allow_negative
+        Negative values are rejected by default (they usually mean scaled/centred data was passed
+        instead of counts); set True for genuinely signed data (signs are kept by the method).
     key_added
         Prefix of every key written.
     copy
@@ -134,6 +138,8 @@ def med_magma(
     mask = _gene_mask(adata, use_highly_variable, genes)
     X = matrix_from_adata(adata, layer)
     X = X[:, mask] if not mask.all() else X
+    X = check_matrix(X, name="adata.X" if layer is None else f"adata.layers[{layer!r}]",
+                     nonnegative=not allow_negative)
     model = MedMagma(mode=mode, zero_handling=zero_handling, max_iter=max_iter, tol=tol,
                      regularization=regularization, random_state=random_state, device=device,
                      verbose=verbose).fit(X)

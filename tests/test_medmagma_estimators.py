@@ -1,0 +1,130 @@
+"""MedMagma / GmGM / SingleAxis: recovery on the paper's synthetic data at a fixed seed (numbers
+against the reference's published AP), parity mode, determinism, sparse input, graphs, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import magmap
+from magmap.datasets import synthetic_multiaxis
+from magmap.metrics import edge_average_precision as ap
+
+
+@pytest.fixture(scope="module")
+def data100():
+    return synthetic_multiaxis(100, 100, noise_strength=0.5, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted100(data100):
+    return magmap.MedMagma(random_state=0).fit(data100.X)
+
+
+def test_recovery_fast_mode_at_least_reference(fitted100, data100):
+    # The reference MED-MAGMA 1.0.1 gets 0.616 / 0.577 on exactly this draw (spec §11).
+    m = fitted100
+    assert m.converged_ and 3 <= m.n_iter_ <= 40 and len(m.history_) == m.n_iter_
+    assert ap(m.cell_precision_, data100.cell_precision) >= 0.61
+    assert ap(m.gene_precision_, data100.gene_precision) >= 0.57
+
+
+def test_baselines_collapse_under_noise(data100):
+    g = magmap.GmGM().fit(data100.X)
+    s = magmap.SingleAxis().fit(data100.X)
+    # Published (spec §11): GmGM Gram path 0.044 / 0.052, pinv 0.028 / 0.020.
+    assert ap(g.cell_precision_, data100.cell_precision) == pytest.approx(0.044, abs=0.002)
+    assert ap(g.gene_precision_, data100.gene_precision) == pytest.approx(0.052, abs=0.002)
+    assert ap(s.cell_precision_, data100.cell_precision) == pytest.approx(0.028, abs=0.002)
+    assert ap(s.gene_precision_, data100.gene_precision) == pytest.approx(0.020, abs=0.002)
+    sk = magmap.GmGM(skeptic=True).fit(data100.X)
+    assert ap(sk.cell_precision_, data100.cell_precision) < 0.3
+
+
+def test_gmgm_without_noise_recovers_and_medmagma_is_noise_invariant():
+    clean = synthetic_multiaxis(60, 60, noise_strength=0.0, random_state=1)
+    noisy = synthetic_multiaxis(60, 60, noise_strength=0.5, random_state=1)
+    assert ap(magmap.GmGM().fit(clean.X).cell_precision_, clean.cell_precision) > 0.35
+    assert ap(magmap.GmGM().fit(noisy.X).cell_precision_, clean.cell_precision) < 0.15
+    # Without zeros the quotient removes the noise exactly: same fit with and without noise.
+    a = magmap.MedMagma(random_state=0).fit(clean.X)
+    b = magmap.MedMagma(random_state=0).fit(noisy.X)
+    np.testing.assert_allclose(b.cell_precision_, a.cell_precision_, rtol=1e-6, atol=1e-8 * np.abs(a.cell_precision_).max())
+    assert ap(a.cell_precision_, clean.cell_precision) > 0.4
+
+
+def test_reference_mode_parity(data100):
+    m = magmap.MedMagma(mode="reference", random_state=0).fit(data100.X)
+    assert m.n_iter_ == 13  # reference: 13 EM iterations, δ = 9.4e-8 (spec §11)
+    assert ap(m.cell_precision_, data100.cell_precision) == pytest.approx(0.616, abs=0.002)
+    assert ap(m.gene_precision_, data100.gene_precision) == pytest.approx(0.577, abs=0.002)
+
+
+def test_same_seed_same_result_and_sparse_input(fitted100, data100):
+    again = magmap.MedMagma(random_state=0).fit(data100.X)
+    np.testing.assert_array_equal(again.cell_precision_, fitted100.cell_precision_)
+    np.testing.assert_array_equal(again.gene_precision_, fitted100.gene_precision_)
+    d = synthetic_multiaxis(30, 40, random_state=3)
+    x = np.where(np.random.default_rng(0).random(d.X.shape) < 0.2, 0.0, d.X)
+    a = magmap.MedMagma(random_state=5).fit(x)
+    b = magmap.MedMagma(random_state=5).fit(sp.csr_matrix(x))
+    np.testing.assert_allclose(b.cell_precision_, a.cell_precision_, rtol=1e-10, atol=1e-12)
+
+
+def test_graphs_symmetric_sparse_topk(fitted100):
+    g = fitted100.cell_graph(5)
+    assert sp.issparse(g) and g.shape == (100, 100)
+    assert abs(g - g.T).max() == 0
+    assert g.diagonal().sum() == 0
+    deg = np.diff(g.tocsr().indptr)
+    assert deg.min() >= 5
+    # sum symmetrisation: mutual edges count twice the weight
+    psi = np.abs(fitted100.cell_precision_)
+    i, j = g.nonzero()
+    w = np.asarray(g[i, j]).ravel()
+    assert np.all(np.isclose(w, psi[i, j]) | np.isclose(w, 2 * psi[i, j]))
+    gm = fitted100.gene_graph(3, symmetrize="max", weighted=False)
+    assert set(np.unique(gm.data)) == {1.0}
+    with pytest.raises(ValueError, match="k"):
+        fitted100.cell_graph(100)
+    with pytest.raises(RuntimeError, match="fit"):
+        magmap.MedMagma().cell_graph(3)
+
+
+def test_iterated_zero_handling_and_counts():
+    rng = np.random.default_rng(0)
+    x = rng.poisson(2.0, size=(25, 30)).astype(float)
+    x[x.sum(1) == 0, 0] = 1
+    m = magmap.MedMagma(zero_handling="iterated", random_state=0, max_iter=30).fit(x)
+    assert np.all(np.isfinite(m.cell_precision_))
+    assert m.diagnostics_["applicable"] is True
+    assert isinstance(m.degenerate_, bool)
+
+
+GOOD = np.abs(np.random.default_rng(0).normal(size=(5, 6))) + 0.1
+
+
+@pytest.mark.parametrize("bad, exc, msg", [
+    (np.where(np.eye(5, 6) > 0, np.nan, GOOD), ValueError, "NaN or infinite"),
+    (np.where(np.eye(5, 6) > 0, np.inf, GOOD), ValueError, "NaN or infinite"),
+    (np.vstack([GOOD[:4], np.zeros(6)]), ValueError, "all-zero cell"),
+    (np.hstack([GOOD[:, :5], np.zeros((5, 1))]), ValueError, "all-zero gene"),
+    (GOOD[:2], ValueError, "at least 3"),
+    (GOOD[:, :2], ValueError, "at least 3"),
+    (np.array([["a"] * 4] * 4), TypeError, "numeric"),
+    (GOOD[0], ValueError, "2-D"),
+])
+def test_bad_input_messages(bad, exc, msg):
+    for est in (magmap.MedMagma(), magmap.GmGM(), magmap.SingleAxis()):
+        with pytest.raises(exc, match=msg):
+            est.fit(bad)
+
+
+def test_bad_params_and_memory_guard(monkeypatch):
+    with pytest.raises(ValueError, match="mode"):
+        magmap.MedMagma(mode="slow").fit(GOOD)
+    with pytest.raises(ValueError, match="tol"):
+        magmap.MedMagma(tol=-1).fit(GOOD)
+    monkeypatch.setenv("MAGMAP_MEMORY_LIMIT", "1000")
+    with pytest.raises(MemoryError, match="transpose"):
+        magmap.MedMagma().fit(GOOD)
