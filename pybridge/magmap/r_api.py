@@ -12,7 +12,7 @@ from typing import Any
 
 from ._rcodec import decode, encode
 
-__all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled_dataset_path"]
+__all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled_dataset_path", "robin"]
 
 
 def python_info() -> dict[str, Any]:
@@ -95,3 +95,40 @@ def bundled_dataset_path() -> str:
     from .datasets import bundled_path
 
     return str(bundled_path())
+
+
+def robin(
+    graph: Any,
+    method: str = "louvain",
+    measure: str = "vi",
+    type: str = "independent",
+    n_repeats: int = 10,
+    weighted: Any = None,
+    seed: Any = None,
+    n_jobs: int = 1,
+    verbose: bool = False,
+    method_args: Any = None,
+    method2: Any = None,
+    args2: Any = None,
+) -> dict[str, Any]:
+    """robin-style robustness of a graph (adjacency from R) or, with ``method2``, a comparison of two methods.
+
+    Returns :meth:`magmap.robustness.RobinResult.to_dict` with the curves as matrices.
+    """
+    import numpy as np
+
+    from . import robustness
+
+    A = decode(graph)
+    common = dict(measure=measure, type=type, n_repeats=int(n_repeats), weighted=weighted,
+                  random_state=None if seed is None else int(seed), n_jobs=int(n_jobs), verbose=bool(verbose))
+    if method2 is None:
+        result = robustness.robin(A, method=method, **common, **(decode(method_args) or {}))
+    else:
+        result = robustness.compare(A, method1=method, method2=method2, args1=decode(method_args) or {},
+                                    args2=decode(args2) or {}, **common)
+    out = result.to_dict()
+    out["curve_real"] = np.asarray(result.curve_real, dtype=float)
+    out["curve_null"] = np.asarray(result.curve_null, dtype=float)
+    out["levels"] = np.asarray(result.levels, dtype=float)
+    return encode(out)

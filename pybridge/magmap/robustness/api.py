@@ -18,6 +18,7 @@ from .gp import gp_test
 from .measures import canonical_measure
 from .null import igraph_rng, null_graph, task_seed
 from .perturb import DEFAULT_LEVELS, _K_INIT, compare_curves, partition, robust_curves, trial_counts
+from ._rbackend import robin_available, robin_in_r
 from .result import RobinResult
 
 __all__ = ["robin", "compare"]
@@ -89,6 +90,7 @@ def robin(
     random_state: int | np.random.Generator | None = None,
     n_jobs: int = 1,
     verbose: bool = True,
+    backend: str = "python",
     **method_args: Any,
 ) -> RobinResult:
     """Robustness of a graph's community structure against a null model, as R's robin measures it.
@@ -137,6 +139,11 @@ def robin(
         Parallel processes over (level, repeat) tasks (joblib/loky); ``-1`` for all cores.
     verbose
         Show a progress bar.
+    backend
+        ``"python"`` (default): this implementation, reproducible with a seed. ``"robin"``: the CRAN
+        robin package in R through rpy2 (robin's own defaults: 10 repeats, levels 5–60 %, its
+        ``random()`` null; not reproducible across machines). ``"auto"``: robin when R has it, else
+        Python. ``result.backend`` records which ran.
     **method_args
         Passed to the igraph community function (e.g. ``resolution=2``).
 
@@ -156,6 +163,17 @@ def robin(
         AnnData ``key`` not found.
     """
     n_repeats, lv, measure, type = _common(n_repeats, levels, measure, type, n_jobs)
+    if backend not in ("python", "robin", "auto"):
+        raise ValueError(f"`backend` must be 'python', 'robin' or 'auto', got {backend!r}.")
+    if backend == "robin" or (backend == "auto" and robin_available()):
+        custom = [name for name, changed in (("null", null is not None), ("method_args", bool(method_args)),
+                  ("n_repeats", n_repeats != 10), ("levels", lv != list(DEFAULT_LEVELS))) if changed]
+        if custom:
+            raise ValueError(f"backend='robin' runs robin's defaults only; {custom} cannot be passed to it. "
+                             "Use backend='python'.")
+        return robin_in_r(graph, method=method if isinstance(method, str) else "", measure=measure, type=type,
+                          weighted=weighted, seed=None if random_state is None else _seed(random_state),
+                          key=key, axis=axis)
     method = canonical_method(method)
     seed = _seed(random_state)
     g = as_graph(graph, key=key, axis=axis)
