@@ -27,13 +27,14 @@ def test_q_tilde_quadratic_form():
     assert s2 @ q2 @ s2 == pytest.approx(phi, rel=1e-12)
 
 
-def test_product_one_newton_kkt_and_optimality():
+@pytest.mark.parametrize("method", ["cholesky", "cg"])
+def test_product_one_newton_kkt_and_optimality(method):
     rng = np.random.default_rng(1)
     d = 12
     p1, p2 = random_pd(d, rng), random_pd(9, rng)
     y = rng.normal(size=(d, 9))
     q = q_tilde(T(p1), T(p2), T(y), T(np.exp(rng.normal(size=9))))
-    s, n_it = solve_product_one(q)
+    s, n_it = solve_product_one(q, method=method)
     s = s.numpy()
     qn = q.numpy()
     assert np.prod(s) == pytest.approx(1.0, rel=1e-10)
@@ -46,7 +47,7 @@ def test_product_one_newton_kkt_and_optimality():
         t = np.exp(ell - ell.mean())
         assert t @ qn @ t >= h * (1 - 1e-12)
     # warm start at the optimum takes no step
-    s2, n2 = solve_product_one(q, torch.log(torch.as_tensor(s)))
+    s2, n2 = solve_product_one(q, torch.log(torch.as_tensor(s)), method=method)
     assert n2 == 0
     np.testing.assert_allclose(s2.numpy(), s, rtol=1e-12)
 

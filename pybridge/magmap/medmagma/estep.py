@@ -40,6 +40,7 @@ def solve_product_one(
     *,
     tol: float = 1e-9,
     max_iter: int = 100,
+    method: str = "auto",
 ) -> tuple[torch.Tensor, int]:
     """Minimise ``h(ℓ) = e^ℓᵀ Q e^ℓ`` subject to ``1ᵀℓ = 0`` (i.e. s = e^ℓ > 0, ∏s = 1).
 
@@ -59,6 +60,10 @@ def solve_product_one(
         (KKT: s∘Qs constant).
     max_iter
         Newton iterations.
+    method
+        Newton system solver: ``"cholesky"`` (dense, O(d³) per step, with Levenberg damping),
+        ``"cg"`` (truncated preconditioned CG with Hessian–vector products, O(d²) per CG step; stops at
+        negative curvature) or ``"auto"`` (Cholesky below d = 800, CG above).
 
     Returns
     -------
@@ -79,30 +84,18 @@ def solve_product_one(
         if float(gp.abs().max()) <= tol * float(abs(scale)):
             it -= 1
             break
-        # In-place: this is the inner loop, d×d temporaries dominate its cost.
-        hp = torch.outer(s, s).mul_(q).mul_(2.0)
-        hp.diagonal().add_(g)
-        # P H P with P = I - 11ᵀ/d, plus a positive multiple of 11ᵀ/d so that the constrained
-        # direction is well posed (the solution of a system whose right side is ⟂ 1 stays ⟂ 1).
-        r = hp.mean(dim=1)
-        hp.sub_(r[:, None]).sub_(r[None, :])
-        diag_scale = float(hp.diagonal().abs().mean() + r.mean()) or 1.0
-        hp.add_(float(r.mean()) + diag_scale / d)
-        mu = 0.0
-        while True:
-            chol, info = torch.linalg.cholesky_ex(hp + mu * eye if mu else hp)  # noqa: E501
-            if int(info) == 0:
-                break
-            mu = max(10.0 * mu, 1e-8 * diag_scale)
-            if mu > 1e12 * diag_scale:  # pragma: no cover - only for a NaN Hessian
-                raise FloatingPointError("Newton sub-solver: Hessian could not be regularised (NaN/Inf?).")
-        step = -torch.cholesky_solve(gp[:, None], chol)[:, 0]
-        step = step - step.mean()
+        if method == "cg" or (method == "auto" and d >= 800):
+            step = _newton_cg_step(q, s, g, gp)
+        else:
+            step = _newton_cholesky_step(q, s, g, gp, eye)
         # Cap the step in log space: keeps exp() finite far from the optimum.
         big = float(step.abs().max())
         if big > 3.0:
             step = step * (3.0 / big)
         slope = float(gp @ step)
+        if slope >= 0:  # numerical breakdown: fall back to steepest descent
+            step = -gp / float(gp.abs().max())
+            slope = float(gp @ step)
         t = 1.0
         for _ in range(50):
             new_ell = ell + t * step
@@ -119,6 +112,70 @@ def solve_product_one(
             break
     s = torch.exp(ell - ell.mean())
     return s, it
+
+
+def _newton_cholesky_step(q, s, g, gp, eye):
+    """Newton direction from the dense projected Hessian, Levenberg-damped until Cholesky succeeds."""
+    d = q.shape[0]
+    # In-place: this is the inner loop, d×d temporaries dominate its cost.
+    hp = torch.outer(s, s).mul_(q).mul_(2.0)
+    hp.diagonal().add_(g)
+    # P H P with P = I - 11ᵀ/d, plus a positive multiple of 11ᵀ/d so that the constrained
+    # direction is well posed (the solution of a system whose right side is ⟂ 1 stays ⟂ 1).
+    r = hp.mean(dim=1)
+    hp.sub_(r[:, None]).sub_(r[None, :])
+    diag_scale = float(hp.diagonal().abs().mean() + r.mean()) or 1.0
+    hp.add_(float(r.mean()) + diag_scale / d)
+    mu = 0.0
+    while True:
+        chol, info = torch.linalg.cholesky_ex(hp + mu * eye if mu else hp)
+        if int(info) == 0:
+            break
+        mu = max(10.0 * mu, 1e-8 * diag_scale)
+        if mu > 1e12 * diag_scale:  # pragma: no cover - only for a NaN Hessian
+            raise FloatingPointError("Newton sub-solver: Hessian could not be regularised (NaN/Inf?).")
+    step = -torch.cholesky_solve(gp[:, None], chol)[:, 0]
+    return step - step.mean()
+
+
+def _newton_cg_step(q, s, g, gp, max_cg: int = 100):
+    """Truncated Newton direction (Nocedal & Wright Alg. 7.1) on 1^⊥, Jacobi-preconditioned.
+
+    Hessian–vector product 2(s∘Q(s∘v) + g∘v): O(d²), no d×d temporary. Stops at negative curvature
+    (returning the last positive-curvature iterate, or the preconditioned gradient on the first step).
+    """
+    diag = 2.0 * (q.diagonal() * s * s + g)
+    diag = torch.where(diag > 0, diag, diag.abs().max())
+    dinv = 1.0 / diag
+
+    def proj(v):
+        return v - v.mean()
+
+    def hmul(v):
+        return proj(2.0 * (s * (q @ (s * v)) + g * v))
+
+    x = torch.zeros_like(gp)
+    r = -gp
+    z = proj(dinv * r)
+    p = z.clone()
+    rz = float(r @ z)
+    gnorm = float(torch.linalg.norm(gp))
+    eps = min(0.5, gnorm**0.5) * gnorm
+    for j in range(max_cg):
+        hp = hmul(p)
+        curv = float(p @ hp)
+        if curv <= 0:
+            return z if j == 0 else x
+        alpha = rz / curv
+        x = x + alpha * p
+        r = r - alpha * hp
+        if float(torch.linalg.norm(r)) <= eps:
+            break
+        z = proj(dinv * r)
+        rz_new = float(r @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x
 
 
 @dataclass
@@ -143,6 +200,7 @@ def flipflop(
     max_rounds: int = 200,
     tol: float = 1e-3,
     sub_tol: float = 1e-9,
+    sub_method: str = "auto",
 ) -> FlipFlopResult:
     """Mode z* = Diag(s1) Y Diag(s2) of φ on the fiber by alternating the two product-one problems.
 
@@ -167,9 +225,11 @@ def flipflop(
     yt = y.T
     for rounds in range(1, max_rounds + 1):
         new2, n2 = solve_product_one(q_tilde(psi2, psi1, yt, prev1),
-                                     torch.log(prev2) if warm_start else None, tol=sub_tol)
+                                     torch.log(prev2) if warm_start else None, tol=sub_tol,
+                                     method=sub_method)
         new1, n1 = solve_product_one(q_tilde(psi1, psi2, y, new2),
-                                     torch.log(prev1) if warm_start else None, tol=sub_tol)
+                                     torch.log(prev1) if warm_start else None, tol=sub_tol,
+                                     method=sub_method)
         steps += n1 + n2
         done = float((new1 - prev1).abs().sum()) < tol and float((new2 - prev2).abs().sum()) < tol
         prev1, prev2 = new1, new2
