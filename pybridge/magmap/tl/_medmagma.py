@@ -83,7 +83,7 @@ def med_magma(
     mode: str = "fast",
     zero_handling: str = "one-pass",
     max_iter: int = 100,
-    tol: float = 1e-7,
+    tol: float | None = None,
     regularization: float | None = None,
     device: str = "auto",
     verbose: bool = False,
