@@ -128,3 +128,18 @@ def test_bad_params_and_memory_guard(monkeypatch):
     monkeypatch.setenv("MAGMAP_MEMORY_LIMIT", "1000")
     with pytest.raises(MemoryError, match="transpose"):
         magmap.MedMagma().fit(GOOD)
+
+
+def test_device_and_threads_arguments():
+    import torch
+
+    d = synthetic_multiaxis(20, 15, random_state=0)
+    a = magmap.MedMagma(device="cpu", n_threads=1, max_iter=5).fit(d.X)
+    assert a.device_ == "cpu" and a.n_iter_ <= 5
+    with pytest.raises(ValueError, match="device"):
+        magmap.MedMagma(device="tpu-9").fit(d.X)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            magmap.MedMagma(device="cuda").fit(d.X)
+    with pytest.raises(ValueError, match="n_threads"):
+        magmap.MedMagma(n_threads=0).fit(d.X)
