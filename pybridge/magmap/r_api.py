@@ -12,7 +12,7 @@ from typing import Any
 
 from ._rcodec import decode, encode
 
-__all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled_dataset_path", "robin"]
+__all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled_dataset_path", "robin", "med_magma"]
 
 
 def python_info() -> dict[str, Any]:
@@ -132,3 +132,43 @@ def robin(
     out["curve_null"] = np.asarray(result.curve_null, dtype=float)
     out["levels"] = np.asarray(result.levels, dtype=float)
     return encode(out)
+
+
+def _graphs_from_adata(adata: Any, key: str) -> dict[str, Any]:
+    from ._keys import connectivities_key, genes_used_key
+
+    return {"cells": adata.obsp[connectivities_key(key)], "genes": adata.varp[connectivities_key(key)],
+            "genes_used": adata.var[genes_used_key(key)].to_numpy(dtype=bool), "params": adata.uns[key]["params"]}
+
+
+def med_magma(
+    x: Any,
+    method: str = "medmagma",
+    genes: Any = None,
+    n_neighbors: int = 10,
+    n_gene_neighbors: int = 10,
+    seed: Any = 0,
+    options: Any = None,
+) -> dict[str, Any]:
+    """MED-MAGMA (``method="medmagma"``) or GmGM (``"gmgm"``) graphs of a genes × cells matrix from R.
+
+    Runs :func:`magmap.tl.med_magma` / :func:`magmap.tl.gmgm` (so gene subsets are scattered back to
+    all genes exactly as in Python) and returns ``cells`` (cells × cells), ``genes`` (all genes × all
+    genes), ``genes_used`` (logical) and ``params``. ``options`` holds further keyword arguments.
+    """
+    import anndata as ad
+
+    from . import tl
+
+    X = decode(x)
+    mask = decode(genes)
+    adata = ad.AnnData(X=X)
+    kwargs = dict(genes=mask, n_neighbors=int(n_neighbors), n_gene_neighbors=int(n_gene_neighbors),
+                  random_state=None if seed is None else int(seed), key_added="graph", **(decode(options) or {}))
+    if method == "medmagma":
+        tl.med_magma(adata, **kwargs)
+    elif method == "gmgm":
+        tl.gmgm(adata, **kwargs)
+    else:
+        raise ValueError(f"`method` must be 'medmagma' or 'gmgm', got {method!r}.")
+    return encode(_graphs_from_adata(adata, "graph"))

@@ -30,10 +30,18 @@
     list(`__kind__` = "matrix", data = .raw_double(x), nrow = as.integer(nrow(x)), ncol = as.integer(ncol(x)))
 }
 
-# Explicit coercion of any other argument. Numeric/logical vectors of any length travel as bytes
-# (reticulate would turn a length-1 vector into a scalar and a longer one into a list).
+# Explicit coercion of any other argument. A length-1 atomic vector becomes a Python scalar (int,
+# float, bool, str; NA -> None) unless wrapped in I(), which keeps it a length-1 array. Longer
+# numeric/logical vectors travel as bytes (numpy arrays); character vectors become lists of str.
 .to_py <- function(x) {
     if (is.null(x)) return(NULL)
+    if (is.atomic(x) && length(x) == 1L && is.null(dim(x)) && !inherits(x, "AsIs") && !is.factor(x)) {
+        if (is.na(x)) return(NULL)
+        if (is.integer(x)) return(x)
+        if (is.double(x)) return(x)
+        if (is.logical(x) || is.character(x)) return(x)
+    }
+    if (inherits(x, "AsIs")) x <- unclass(x)
     if (is(x, "sparseMatrix")) {
         x <- as(as(x, "CsparseMatrix"), "generalMatrix")
         return(list(`__kind__` = "dgCMatrix", x = .raw_double(x@x), i = .raw_int(x@i), p = .raw_int(x@p),

@@ -29,14 +29,20 @@ test_that("dense matrices, vectors, NULL, characters and lists are coerced expli
     skip_if_no_python()
     set.seed(1)
     dense <- matrix(rnorm(12), 3, 4)
-    args <- list(dense = dense, int = 1:5, dbl = c(0.5, NA, Inf), one_int = 7L, one_dbl = 2.5,
+    args <- list(dense = dense, int = 1:5, dbl = c(0.5, NA, Inf), one_int = 7L, one_dbl = 2.5, kept = I(3L),
+        one_na = NA_real_, flag = TRUE,
         lgl = c(TRUE, FALSE, NA), chr = c("a", "b"), one_chr = "x", null = NULL,
         nested = list(a = 1L, b = list(c = "deep", d = c(1.5, 2.5))),
         sparse = Matrix::rsparsematrix(5, 3, 0.5))
     back <- magmap:::.py_call("roundtrip", magmap:::.to_py(args))
     expect_identical(back$types$dense, "ndarray[float64][3, 4]")
     expect_identical(back$types$int, "ndarray[int32][5]")
-    expect_identical(back$types$one_int, "ndarray[int32][1]")
+    expect_identical(back$types$one_int, "int")
+    expect_identical(back$types$one_dbl, "float")
+    expect_identical(back$types$flag, "bool")
+    expect_identical(back$types$one_chr, "str")
+    expect_identical(back$types$one_na, "NoneType")
+    expect_identical(back$types$kept, "ndarray[int32][1]")
     expect_identical(back$types$chr, c("str", "str"))
     expect_identical(back$types$sparse, "csc_matrix[5, 3]")
     expect_equal(back$value$dense, dense)
@@ -45,7 +51,8 @@ test_that("dense matrices, vectors, NULL, characters and lists are coerced expli
     expect_equal(back$value$dbl, c(0.5, NA, Inf))
     expect_identical(back$value$lgl, c(TRUE, FALSE, TRUE)) # NA logical is sent as a true (non-zero) int
     expect_identical(unlist(back$value$chr), c("a", "b"))
-    expect_identical(unlist(back$value$one_chr), "x")
+    expect_identical(back$value$one_chr, "x")
+    expect_identical(back$value$kept, 3L)
     expect_identical(back$value$nested$b$c, "deep")
     expect_equal(back$value$nested$b$d, c(1.5, 2.5))
     expect_equal(back$value$sparse, as(args$sparse, "generalMatrix"))
