@@ -128,11 +128,14 @@ setMethod("calculateGmGM", "SummarizedExperiment", function(x, ..., assay.type =
     calculateGmGM(assay(x, .check_assay(x, assay.type)), ...)
 })
 
+.check_container <- function(x, calculate) {
+    if (!inherits(x, "Seurat") && !is(x, "SingleCellExperiment")) {
+        stop(sprintf("`x` must be a SingleCellExperiment or a Seurat object; use %s() for matrices.", calculate), call. = FALSE)
+    }
+}
+
 .store_graphs <- function(x, res, name, assay.type) {
     if (inherits(x, "Seurat")) return(.store_graphs_seurat(x, res, name, assay.type))
-    if (!is(x, "SingleCellExperiment")) {
-        stop("`x` must be a SingleCellExperiment or a Seurat object; use calculateMedMagma() for matrices.", call. = FALSE)
-    }
     # SingleCellExperiment (1.20) cannot build its SelfHits from a matrix carrying dimnames
     colPair(x, name) <- unname(res$cells)
     rowPair(x, name) <- unname(res$genes)
@@ -165,6 +168,7 @@ setMethod("calculateGmGM", "SummarizedExperiment", function(x, ..., assay.type =
 #' @rdname runMedMagma
 #' @export
 runMedMagma <- function(x, ..., assay.type = "counts", name = "MedMagma") {
+    .check_container(x, "calculateMedMagma")
     if (inherits(x, "Seurat")) {
         res <- calculateMedMagma(.seurat_counts(x, assay.type), ...)
     } else {
@@ -176,6 +180,7 @@ runMedMagma <- function(x, ..., assay.type = "counts", name = "MedMagma") {
 #' @rdname runMedMagma
 #' @export
 runGmGM <- function(x, ..., assay.type = "logcounts", name = "GmGM") {
+    .check_container(x, "calculateGmGM")
     if (inherits(x, "Seurat")) {
         res <- calculateGmGM(.seurat_counts(x, if (identical(assay.type, "logcounts")) "data" else assay.type), ...)
     } else {
