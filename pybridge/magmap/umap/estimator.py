@@ -94,8 +94,9 @@ class RobustUMAP:
     n_neighbors, n_components, min_dist, spread, metric
         As in umap-learn. The kNN graph is exact below 4,096 cells, pynndescent otherwise.
     n_epochs
-        Passes over the pruned directed edge list (each edge once per epoch, uniform order). ``None``
-        chooses a budget of about ``min(300, max(30, 3e6 / n_edges))`` epochs... see :meth:`_budget`.
+        Passes over the pruned directed edge list (each edge once per epoch, uniform order). ``None``:
+        about 600 optimiser steps, i.e. ``round(600 / ceil(n_edges / batch_size))`` epochs clipped to
+        [5, 500] (46 epochs for the 3,696-cell pancreas, ~1 min on 2 CPU cores).
     batch_size
         Positive edges per optimiser step (each with ``negative_sample_rate`` negatives). ``None``:
         ``min(n_edges, 8192)``.
@@ -104,7 +105,10 @@ class RobustUMAP:
     negative_sample_rate, repulsion_strength
         Negatives per edge (5) and their weight η (1).
     loss
-        ``"probability"`` (Eq. 3) or ``"graph"`` (Eq. 4).
+        ``"graph"`` (Eq. 4, default: edges binarised) or ``"probability"`` (Eq. 3, memberships as targets).
+        On the pancreas benchmark the graph loss matched umap-learn's trustworthiness and kNN-label
+        accuracy within the training budget; the probability loss trailed (T 0.72 vs 0.74, accuracy
+        0.78 vs 0.82 after 800 steps), because its ``(1 − p)·log(1 − q)`` term repels weak neighbours.
     hidden_layers, encoder
         Widths of the default MLP (umap-learn's 100-100-100), or a user ``nn.Module`` made only of
         ``nn.Linear``/``nn.ReLU`` layers ending in ``nn.Linear`` (it is copied, not modified).
@@ -126,15 +130,28 @@ class RobustUMAP:
 
     Attributes
     ----------
-    embedding_, encoder_, a_, b_, history_, feature_names_in_, n_features_in_, genes_, preprocessor_,
-    mean_, std_, area_ref_, n_epochs_, batch_size_, fit_time_, hvg_flavor_
+    embedding_, encoder_
+        Training-cell coordinates and the fitted network (``nn.Sequential``, eval mode).
+    encoder_phase1_, embedding_phase1_
+        Network and embedding at the end of phase 1 (before the robust phase; not saved to disk).
+    a_, b_
+        Low-dimensional kernel parameters from ``min_dist``/``spread``.
+    history_
+        ``{"umap": [...], "robust": [...]}`` per-step losses.
+    feature_names_in_, n_features_in_, genes_, preprocessor_, mean_, std_, hvg_flavor_
+        Training genes, selected model genes and preprocessing statistics.
+    area_ref_
+        Area of the phase-1 embedding's bounding box (λ = robust_weight / area_ref_; box areas are reported
+        relative to it).
+    n_epochs_, batch_size_, robust_epochs_, fit_time_, random_state_, graph_
+        Resolved budget, timings (s), seed used and the fuzzy kNN graph (CSR).
     """
 
     def __init__(
         self, n_neighbors: int = 15, n_components: int = 2, min_dist: float = 0.1, spread: float = 1.0,
         metric: str = "euclidean", n_epochs: int | None = None, batch_size: int | None = None,
         learning_rate: float = 1e-3, negative_sample_rate: int = 5, repulsion_strength: float = 1.0,
-        loss: str = "probability", hidden_layers: tuple[int, ...] = DEFAULT_HIDDEN_LAYERS,
+        loss: str = "graph", hidden_layers: tuple[int, ...] = DEFAULT_HIDDEN_LAYERS,
         encoder: nn.Module | None = None, n_top_genes: int | None = 2000, log1p: bool = False,
         epsilon: float = 0.2, robust: bool = True, robust_weight: float = 1.0, robust_epochs: int | None = None,
         robust_cells: int = 128, bound_method: str = "crown", device: str = "auto",
@@ -266,6 +283,8 @@ class RobustUMAP:
         self.history_ = {"umap": train_umap(net, Xt, sampler, n_steps=n_steps, desc="RobustUMAP phase 1", **common)}
         t1 = time.perf_counter() - t1
         targets = self._forward(net, Xt)
+        self.encoder_phase1_ = copy.deepcopy(net).eval()
+        self.embedding_phase1_ = targets
         self.area_ref_ = float(np.prod(targets.max(axis=0) - targets.min(axis=0)))
         t2 = 0.0
         if self.robust:
@@ -499,4 +518,4 @@ class RobustUMAP:
 
 
 #: Default optimiser steps of phase 1 (see ``RobustUMAP._budget``).
-_DEFAULT_STEPS = 1500
+_DEFAULT_STEPS = 600
