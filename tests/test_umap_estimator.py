@@ -275,3 +275,17 @@ def test_gene_impact(fitted, data):
 
 def test_top_level_export():
     assert magmap.RobustUMAP is RobustUMAP
+
+
+def test_dask_input_is_projected_lazily(fitted, data):
+    da = pytest.importorskip("dask.array")
+    X, _ = data
+    lazy = da.from_array(X, chunks=(17, X.shape[1]))
+    np.testing.assert_allclose(fitted.transform(lazy, chunk_size=25), fitted.transform(X), rtol=1e-5, atol=1e-5)
+
+
+def test_duplicate_cells_train_finite(data):
+    X, _ = data
+    Xd = np.vstack([X[:40], X[:40]])  # every cell twice: zero distances in the graph and in negatives
+    m = RobustUMAP(random_state=0, n_top_genes=None, robust=False, **FAST).fit(Xd)
+    assert np.all(np.isfinite(m.embedding_))

@@ -143,10 +143,11 @@ class Preprocessor:
     def transform_chunk(self, X_chunk: Any, cols: np.ndarray) -> np.ndarray:
         """Select/align the model genes of a count chunk and apply the stored statistics (float32)."""
         present = cols >= 0
+        identity = bool(present.all()) and cols.size == X_chunk.shape[1] and np.array_equal(cols, np.arange(cols.size))
         if sp.issparse(X_chunk):
-            sub = sp.csr_matrix(X_chunk)[:, cols[present]].toarray()
+            sub = (X_chunk if identity else sp.csr_matrix(X_chunk)[:, cols[present]]).toarray()
         else:
-            sub = np.asarray(X_chunk)[:, cols[present]]
+            sub = np.asarray(X_chunk) if identity else np.asarray(X_chunk)[:, cols[present]]
         if present.all():
             full = sub
         else:
