@@ -229,10 +229,6 @@ class RobustUMAP:
         self._check_params()
         t_start = time.perf_counter()
         M, names = self._unpack(X, layer)
-        if sp.issparse(M) or isinstance(M, np.ndarray) or _is_dask(M):
-            n_cells = M.shape[0]
-        else:
-            n_cells = np.asarray(M).shape[0] if np.ndim(M) == 2 else 0
         M = check_matrix(M, name="X", nonnegative=True, min_cells=2, min_genes=2, allow_empty_genes=True)
         n_cells, n_genes = M.shape
         if n_cells <= self.n_neighbors:
@@ -391,12 +387,12 @@ class RobustUMAP:
         bounds = bound_fn(method)
         device = next(self.encoder_.parameters()).device
         lo, up = [], []
-        Z = self.preprocess(X, layer=layer, missing_genes=missing_genes)
         with torch.no_grad():
-            for i in range(0, Z.shape[0], batch_size):
-                l, u = bounds(self.encoder_, torch.from_numpy(Z[i:i + batch_size]).to(device), eps)
-                lo.append(l.float().cpu().numpy())
-                up.append(u.float().cpu().numpy())
+            for Z in self._chunks(X, layer, missing_genes, 16384):
+                for i in range(0, Z.shape[0], batch_size):
+                    l, u = bounds(self.encoder_, torch.from_numpy(Z[i:i + batch_size]).to(device), eps)
+                    lo.append(l.float().cpu().numpy())
+                    up.append(u.float().cpu().numpy())
         lower, upper = np.concatenate(lo), np.concatenate(up)
         area = box_area(torch.from_numpy(lower), torch.from_numpy(upper)).numpy()
         return Certificate(lower, upper, area, area / max(self.area_ref_, 1e-12), eps, method)
@@ -412,11 +408,10 @@ class RobustUMAP:
         import pandas as pd
 
         check_choice(norm, "norm", ("l1", "l2"))
-        Z = self.preprocess(X, layer=layer, missing_genes=missing_genes)
         device = next(self.encoder_.parameters()).device
-        total = np.zeros(Z.shape[1], dtype=np.float64)
-        for i in range(0, Z.shape[0], batch_size):
-            x = torch.from_numpy(Z[i:i + batch_size]).to(device).requires_grad_(True)
+        total = np.zeros(len(self.genes_), dtype=np.float64)
+        for Z in self._chunks(X, layer, missing_genes, batch_size):
+            x = torch.from_numpy(Z).to(device).requires_grad_(True)
             out = self.encoder_(x)
             jac = []
             for k in range(out.shape[1]):

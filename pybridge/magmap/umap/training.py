@@ -87,7 +87,8 @@ def train_umap(
     Returns the per-step history (``loss``, ``umap``, and in phase 2 ``bound``, ``recon``, ``area``).
     """
     opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
-    w_all = torch.from_numpy(sampler.weights)
+    dev = X.device
+    w_all = torch.from_numpy(sampler.weights).to(dev)
     history: list[dict] = []
     bar = progress(range(n_steps), verbose=verbose, desc=desc, leave=False)
     t0 = time.perf_counter()
@@ -95,18 +96,19 @@ def train_umap(
         sel = sampler.next()
         h, t = sampler.heads[sel], sampler.tails[sel]
         cells, inv = np.unique(np.concatenate([h, t]), return_inverse=True)
-        z = net(X[torch.from_numpy(cells)])
-        inv_t = torch.from_numpy(inv)
+        cells_t = torch.from_numpy(cells).to(dev)
+        z = net(X[cells_t])
+        inv_t = torch.from_numpy(inv).to(dev)
         B = h.size
-        l_umap = umap_loss(z[inv_t[:B]], z[inv_t[B:]], w_all[torch.from_numpy(sel)], a=a, b=b, loss=loss,
+        l_umap = umap_loss(z[inv_t[:B]], z[inv_t[B:]], w_all[torch.from_numpy(sel).to(dev)], a=a, b=b, loss=loss,
                            negative_sample_rate=negative_sample_rate, repulsion_strength=repulsion_strength,
                            generator=generator)
         total = l_umap
         rec = {"loss": 0.0, "umap": float(l_umap.detach())}
         if robust is not None:
-            recon = ((z - robust["targets"][torch.from_numpy(cells)]) ** 2).sum(dim=1).mean()
+            recon = ((z - robust["targets"][cells_t]) ** 2).sum(dim=1).mean()
             n_b = min(robust["n_cells"], cells.size)
-            bcells = torch.from_numpy(np.sort(robust["rng"].choice(cells, n_b, replace=False)))
+            bcells = torch.from_numpy(np.sort(robust["rng"].choice(cells, n_b, replace=False))).to(dev)
             lo, up = robust["bounds"](net, X[bcells], robust["epsilon"])
             area = box_area(lo, up).mean()
             l_bound = robust["lam"] * area
