@@ -22,16 +22,19 @@ logger = logging.getLogger("magmap")
 __all__ = ["q_tilde", "solve_product_one", "flipflop", "laplace_correction", "FlipFlopResult"]
 
 
-def q_tilde(psi_a: torch.Tensor, psi_b: torch.Tensor, y: torch.Tensor, s_b: torch.Tensor) -> torch.Tensor:
+def q_tilde(psi_a: torch.Tensor, psi_b: torch.Tensor, y: torch.Tensor, s_b: torch.Tensor,
+            *, return_gram: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Quadratic form Q̃ of one flip-flop half: ``s_aᵀ Q̃ s_a = tr(ZᵀΨ_aZ) + tr(ZΨ_bZᵀ)``.
 
     ``y`` is oriented with axis *a* in rows (pass ``Y`` for cells, ``Yᵀ`` for genes) and ``s_b`` is the
     fixed scaling of the other axis; ``Q̃ = Ψ_a ∘ (WWᵀ) + Diag(diag(WΨ_bWᵀ))`` with ``W = y Diag(s_b)``.
+    With ``return_gram`` also returns WWᵀ (reused for z*z*ᵀ, saving a d×d×d product).
     """
     w = y * s_b[None, :]
-    q = psi_a * (w @ w.T)
+    gram = w @ w.T
+    q = psi_a * gram
     q.diagonal().add_(((w @ psi_b) * w).sum(dim=1))
-    return q
+    return (q, gram) if return_gram else q
 
 
 def solve_product_one(
@@ -184,6 +187,7 @@ class FlipFlopResult:
 
     s1: torch.Tensor
     s2: torch.Tensor
+    zzt: torch.Tensor  # z*z*ᵀ for the returned (unit-norm) scalings
     rounds: int
     newton_steps: int
     converged: bool
@@ -227,7 +231,8 @@ def flipflop(
         new2, n2 = solve_product_one(q_tilde(psi2, psi1, yt, prev1),
                                      torch.log(prev2) if warm_start else None, tol=sub_tol,
                                      method=sub_method)
-        new1, n1 = solve_product_one(q_tilde(psi1, psi2, y, new2),
+        q1, gram1 = q_tilde(psi1, psi2, y, new2, return_gram=True)
+        new1, n1 = solve_product_one(q1,
                                      torch.log(prev1) if warm_start else None, tol=sub_tol,
                                      method=sub_method)
         steps += n1 + n2
@@ -236,8 +241,10 @@ def flipflop(
         if done:
             converged = True
             break
-    return FlipFlopResult(prev1 / torch.linalg.norm(prev1), prev2 / torch.linalg.norm(prev2),
-                          rounds, steps, converged)
+    s1n, s2n = prev1 / torch.linalg.norm(prev1), prev2 / torch.linalg.norm(prev2)
+    # z*z*ᵀ = Diag(s1) Y Diag(s2²) Yᵀ Diag(s1) and gram1 = Y Diag(new2²) Yᵀ with s2n = new2/‖new2‖.
+    zzt = gram1 * torch.outer(s1n, s1n) / float(prev2 @ prev2)
+    return FlipFlopResult(s1n, s2n, zzt, rounds, steps, converged)
 
 
 def laplace_correction(
