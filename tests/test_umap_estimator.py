@@ -80,9 +80,9 @@ def test_find_ab_params_matches_umap_learn_values():
 def test_transform_of_training_data_matches_embedding(fitted, data):
     X, labels = data
     Z = fitted.transform(_adata(X, labels))
-    np.testing.assert_allclose(Z, fitted.embedding_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(Z, fitted.embedding_, rtol=1e-4, atol=1e-4)
     # chunking does not change the result
-    np.testing.assert_allclose(fitted.transform(_adata(X, labels), chunk_size=7), Z, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fitted.transform(_adata(X, labels), chunk_size=7), Z, rtol=1e-4, atol=1e-4)
 
 
 def test_genes_aligned_by_name(fitted, data):
@@ -90,7 +90,7 @@ def test_genes_aligned_by_name(fitted, data):
     a = _adata(X, labels)
     perm = np.random.default_rng(1).permutation(X.shape[1])
     shuffled = a[:, perm].copy()
-    np.testing.assert_allclose(fitted.transform(shuffled), fitted.transform(a), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fitted.transform(shuffled), fitted.transform(a), rtol=1e-4, atol=1e-4)
 
 
 def test_mismatched_genes_error(fitted, data):
@@ -148,7 +148,7 @@ def test_reproducible_with_seed(plain, data):
 def test_matrix_input_positional(data):
     X, _ = data
     m = RobustUMAP(random_state=0, n_top_genes=None, robust=False, **FAST).fit(sp.csr_matrix(X))
-    np.testing.assert_allclose(m.transform(X), m.embedding_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(m.transform(X), m.embedding_, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="has 39 columns but the model was fitted on 40"):
         m.transform(X[:, :-1])
 
@@ -281,7 +281,7 @@ def test_dask_input_is_projected_lazily(fitted, data):
     da = pytest.importorskip("dask.array")
     X, _ = data
     lazy = da.from_array(X, chunks=(17, X.shape[1]))
-    np.testing.assert_allclose(fitted.transform(lazy, chunk_size=25), fitted.transform(X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fitted.transform(lazy, chunk_size=25), fitted.transform(X), rtol=1e-4, atol=1e-4)
 
 
 def test_duplicate_cells_train_finite(data):

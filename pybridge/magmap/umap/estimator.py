@@ -330,8 +330,8 @@ class RobustUMAP:
         if not hasattr(self, "encoder_"):
             raise RuntimeError("This RobustUMAP is not fitted yet; call fit(X) or RobustUMAP.load(path) first.")
 
-    def _chunks(self, X: Any, layer: str | None, missing_genes: str, chunk_size: int):
-        """Yield z-scored float32 chunks of model inputs, aligned to the model genes."""
+    def _aligned_chunks(self, X: Any, layer: str | None, missing_genes: str, chunk_size: int):
+        """Yield count chunks with exactly the model genes as columns (missing genes as zero columns)."""
         self._check_fitted()
         check_choice(missing_genes, "missing_genes", MISSING_GENES)
         M, names = self._unpack(X, layer)
@@ -342,17 +342,46 @@ class RobustUMAP:
         if self.features_positional_:
             names = None
         cols = self.preprocessor_.column_map(names, M.shape[1], self.n_features_in_, missing_genes)
-        present = cols[cols >= 0]
+        present = cols >= 0
+        src, dst = cols[present], np.flatnonzero(present)
+        n_model = cols.size
+        identity = bool(present.all()) and n_model == M.shape[1] and np.array_equal(src, np.arange(n_model))
         for start in range(0, M.shape[0], chunk_size):
             block = M[start:start + chunk_size]
             if _is_dask(block):
                 block = block.compute()
-            block = block[:, present] if (sp.issparse(block) or isinstance(block, np.ndarray)) else np.asarray(block)[:, present]
-            block = check_matrix(block, name="X", nonnegative=True, min_cells=1, min_genes=0, allow_empty_cells=True,
-                                 allow_empty_genes=True)
-            aligned = np.full(cols.shape, -1, dtype=np.int64)
-            aligned[cols >= 0] = np.arange(present.size)
-            yield self.preprocessor_.transform_chunk(block, aligned)
+            if sp.issparse(block):
+                sub = sp.csr_matrix(block) if identity else sp.csr_matrix(block)[:, src]
+                if not present.all():
+                    sub = sp.csr_matrix((sub.data, dst[sub.indices], sub.indptr), shape=(sub.shape[0], n_model))
+                vals = sub.data
+            else:
+                arr = np.asarray(block)
+                sub = arr if identity else arr[:, src]
+                if not present.all():
+                    full = np.zeros((sub.shape[0], n_model), dtype=sub.dtype)
+                    full[:, dst] = sub
+                    sub = full
+                vals = sub
+            if vals.size and not (np.isfinite(vals).all() and vals.min() >= 0):
+                check_matrix(sub, name="X", nonnegative=True, min_cells=1, min_genes=0, allow_empty_cells=True,
+                             allow_empty_genes=True)  # raises with the standard message
+            yield sub
+
+    def _chunks(self, X: Any, layer: str | None, missing_genes: str, chunk_size: int):
+        """Yield z-scored float32 model inputs, chunk by chunk."""
+        ident = np.arange(len(self.preprocessor_.genes))
+        for sub in self._aligned_chunks(X, layer, missing_genes, chunk_size):
+            yield self.preprocessor_.transform_chunk(sub, ident)
+
+    def _folded_first_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """First Linear layer with the z-scoring folded in: ``W (x − μ)/σ + b = (W/σ) x + (b − W μ/σ)``."""
+        lin = self.encoder_[0]
+        W = lin.weight.detach().cpu().double().numpy()
+        mean, std = self.preprocessor_.mean, self.preprocessor_.std
+        Wf = np.ascontiguousarray((W / std).T, dtype=np.float32)
+        bf = (lin.bias.detach().cpu().double().numpy() - W @ (mean / std)).astype(np.float32)
+        return torch.from_numpy(Wf), torch.from_numpy(bf)
 
     def transform(self, X: Any, *, layer: str | None = None, missing_genes: str = "error",
                   chunk_size: int = 16384) -> np.ndarray:
@@ -361,12 +390,26 @@ class RobustUMAP:
         ``X`` is an AnnData (genes aligned by ``var_names``), a matrix with the training columns, or a
         dask array (processed lazily, ``chunk_size`` cells at a time, so memory stays bounded).
         ``missing_genes="zero"`` fills model genes absent from the query with zero counts; the default
-        ``"error"`` raises, naming the missing genes.
+        ``"error"`` raises, naming the missing genes. The z-scoring is folded into the first layer, so
+        the result equals ``encoder_(preprocess(X))`` up to float32 rounding.
         """
         self._check_fitted()
         check_positive_int(chunk_size, "chunk_size")
         device = next(self.encoder_.parameters()).device
-        out = [self._forward(self.encoder_, torch.from_numpy(c).to(device)) for c in self._chunks(X, layer, missing_genes, chunk_size)]
+        Wf, bf = (t.to(device) for t in self._folded_first_layer())
+        pre = self.preprocessor_
+        rest = self.encoder_[1:]
+        out = []
+        with torch.inference_mode():
+            for sub in self._aligned_chunks(X, layer, missing_genes, chunk_size):
+                dense = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
+                x = torch.from_numpy(np.asarray(dense, dtype=np.float32)).to(device)
+                lib = x.sum(dim=1, keepdim=True, dtype=torch.float64)
+                lib[lib == 0] = 1.0
+                x = x * (pre.target_sum / lib).to(torch.float32)
+                if pre.log1p:
+                    x = torch.log1p(x)
+                out.append(rest(torch.addmm(bf, x, Wf)).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.n_components), np.float32)
 
     def preprocess(self, X: Any, *, layer: str | None = None, missing_genes: str = "error") -> np.ndarray:
