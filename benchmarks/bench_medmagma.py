@@ -34,6 +34,7 @@ from magmap.datasets import synthetic_multiaxis
 from magmap.metrics import edge_average_precision as ap
 
 RESULTS = Path(__file__).resolve().parent / "results"
+_TAG = [""]  # optional suffix of the output file name (--tag)
 
 REF_SNIPPET = r"""
 import json, sys, time, warnings, numpy as np
@@ -59,7 +60,8 @@ def _save(part: str, rows: list, params: dict) -> None:
     out = {"part": part, "params": params, "versions": versions(), "threads_env": {
         k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
         "cpus": os.cpu_count(), "load_avg": os.getloadavg(), "rows": rows}
-    path = RESULTS / f"medmagma_{part}.json"
+    tag = f"_{_TAG[0]}" if _TAG[0] else ""
+    path = RESULTS / f"medmagma_{part}{tag}.json"
     path.write_text(json.dumps(out, indent=1))
     print(f"# saved {path}", flush=True)
 
@@ -157,7 +159,9 @@ def main(argv=None) -> None:
     p.add_argument("--ref-python", default="/tmp/refenv/bin/python" if Path("/tmp/refenv/bin/python").exists() else None)
     p.add_argument("--ref-timeout", type=float, default=900)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--tag", default="", help="suffix of the JSON file name")
     args = p.parse_args(argv)
+    _TAG[0] = args.tag
     if args.sizes is None:
         args.sizes = {"accuracy": [100, 200], "speed": [100, 200, 400, 1000, 2000], "memory": [2000]}[args.part]
     {"accuracy": accuracy, "speed": speed, "memory": memory}[args.part](args)

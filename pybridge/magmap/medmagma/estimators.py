@@ -93,6 +93,7 @@ class MedMagma(GraphMixin):
     converged_ : bool
     history_ : list of dict
         Per EM iteration: ``delta`` (reference metric), ``rel_change``, ``flipflop_rounds``,
+        ``flipflop_converged``,
         ``newton_steps``, ``mstep_iter``, ``n_negative_eigs`` (cells, genes), ``seconds``.
     degenerate_ : bool
         True when Ψ_cells shows the degenerate pattern (≥ 84 % positive off-diagonals or ≥ 5 % of
