@@ -402,14 +402,16 @@ class RobustUMAP:
         out = []
         with torch.inference_mode():
             for sub in self._aligned_chunks(X, layer, missing_genes, chunk_size):
+                lib = np.asarray(sub.sum(axis=1), dtype=np.float64).reshape(-1, 1)
+                lib[lib == 0] = 1.0
+                scale = torch.from_numpy((pre.target_sum / lib).astype(np.float32)).to(device)
                 dense = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
                 x = torch.from_numpy(np.asarray(dense, dtype=np.float32)).to(device)
-                lib = x.sum(dim=1, keepdim=True, dtype=torch.float64)
-                lib[lib == 0] = 1.0
-                x = x * (pre.target_sum / lib).to(torch.float32)
                 if pre.log1p:
-                    x = torch.log1p(x)
-                out.append(rest(torch.addmm(bf, x, Wf)).float().cpu().numpy())
+                    h = torch.addmm(bf, torch.log1p(x * scale), Wf)
+                else:  # diag(s) X W = diag(s) (X W): scale the 100-wide product, not the gene matrix
+                    h = torch.addcmul(bf, x @ Wf, scale)
+                out.append(rest(h).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.n_components), np.float32)
 
     def preprocess(self, X: Any, *, layer: str | None = None, missing_genes: str = "error") -> np.ndarray:
