@@ -289,3 +289,24 @@ def test_duplicate_cells_train_finite(data):
     Xd = np.vstack([X[:40], X[:40]])  # every cell twice: zero distances in the graph and in negatives
     m = RobustUMAP(random_state=0, n_top_genes=None, robust=False, **FAST).fit(Xd)
     assert np.all(np.isfinite(m.embedding_))
+
+
+def test_loss_equations_against_closed_form():
+    a, b = 1.577, 0.895
+    zi, zj = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.6, 0.8]])  # distance 1
+    q = 1.0 / (1.0 + a)
+    p = torch.tensor([0.3])
+    prob = umap_loss(zi, zj, p, a=a, b=b, loss="probability", negative_sample_rate=0)
+    assert float(prob) == pytest.approx(-(0.3 * np.log(q) + 0.7 * np.log(1 - q)), rel=1e-5)  # Eq. 3
+    graph = umap_loss(zi, zj, p, a=a, b=b, loss="graph", negative_sample_rate=0)
+    assert float(graph) == pytest.approx(-np.log(q), rel=1e-5)  # Eq. 4
+    # negatives: a single edge's permuted tail is itself, weighted by eta
+    both = umap_loss(zi, zj, p, a=a, b=b, loss="graph", negative_sample_rate=2, repulsion_strength=0.5,
+                     generator=torch.Generator().manual_seed(0))
+    assert float(both) == pytest.approx(-np.log(q) - 0.5 * 2 * np.log(1 - q), rel=1e-5)
+
+
+def test_probability_loss_trains(data):
+    X, _ = data
+    m = RobustUMAP(random_state=0, loss="probability", n_top_genes=None, robust=False, **FAST).fit(X)
+    assert np.all(np.isfinite(m.embedding_)) and m.history_["umap"][-1]["loss"] < m.history_["umap"][0]["loss"]
