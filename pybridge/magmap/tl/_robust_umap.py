@@ -20,7 +20,7 @@ def _write(adata: Any, model: Any, Z: np.ndarray, cert: Any, key: str, params: d
 
 def robust_umap(
     adata: Any, *, layer: str | None = None, n_neighbors: int = 15, n_components: int = 2, min_dist: float = 0.1,
-    spread: float = 1.0, n_epochs: int | None = None, batch_size: int | None = None, loss: str = "probability",
+    spread: float = 1.0, n_epochs: int | None = None, batch_size: int | None = None, loss: str = "graph",
     n_top_genes: int | None = 2000, log1p: bool = False, epsilon: float = 0.2, robust: bool = True,
     robust_weight: float = 1.0, bound_method: str = "crown", certify: bool = True, device: str = "auto",
     random_state: int | None = 0, verbose: bool = False, key_added: str = ROBUST_UMAP_KEY, copy: bool = False,
