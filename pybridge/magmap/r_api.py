@@ -7,12 +7,14 @@ a SingleCellExperiment; they arrive here as cells × genes, which is what the Py
 """
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
 from ._rcodec import decode, encode
 
-__all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled_dataset_path", "robin", "med_magma"]
+__all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled_dataset_path", "robin", "med_magma",
+           "robust_umap", "robust_umap_project", "robust_umap_manifest"]
 
 
 def python_info() -> dict[str, Any]:
@@ -172,3 +174,76 @@ def med_magma(
     else:
         raise ValueError(f"`method` must be 'medmagma' or 'gmgm', got {method!r}.")
     return encode(_graphs_from_adata(adata, "graph"))
+
+
+def _umap_result(model: Any, X: Any, embedding: Any, certify: bool) -> dict[str, Any]:
+    import numpy as np
+
+    out: dict[str, Any] = {"embedding": np.asarray(embedding, dtype=np.float64)}
+    if certify:
+        cert = model.certify(X)
+        out["certified_box"] = np.asarray(cert.relative_area, dtype=np.float64)
+        out["certificate"] = {k: float(v) for k, v in cert.summary().items()}
+    return out
+
+
+def robust_umap(
+    x: Any,
+    feature_names: Any = None,
+    input_type: str = "counts",
+    seed: Any = 0,
+    certify: bool = True,
+    options: Any = None,
+) -> dict[str, Any]:
+    """Fit :class:`magmap.RobustUMAP` on cells × features data from R.
+
+    ``x`` arrives cells × genes (an assay) or cells × dimensions (a reducedDim); ``feature_names``
+    are the gene names used to align query cells at projection. Returns the ``embedding``, the
+    per-cell ``certified_box`` (box area relative to the embedding's extent), the ``model`` as bytes
+    (the same bytes :meth:`~magmap.RobustUMAP.save` writes) and its ``manifest``.
+    """
+    import anndata as ad
+    import pandas as pd
+
+    from .umap import RobustUMAP
+
+    X = decode(x)
+    names = decode(feature_names)
+    data: Any = X
+    if names is not None:
+        data = ad.AnnData(X=X, var=pd.DataFrame(index=[str(n) for n in names]))
+    model = RobustUMAP(input_type=input_type, random_state=None if seed is None else int(seed),
+                       **(decode(options) or {})).fit(data)
+    out = _umap_result(model, data, model.embedding_, bool(certify))
+    blob = model.to_bytes()
+    # the manifest travels as JSON text so R parses it exactly as loadRobustUMAP() does from a file
+    from .umap.io import unpack_model
+
+    out.update(model=bytearray(blob), manifest_json=json.dumps(unpack_model(blob)[0]))
+    return encode(out)
+
+
+def robust_umap_project(model: Any, x: Any, feature_names: Any = None, certify: bool = True,
+                        missing_genes: str = "error") -> dict[str, Any]:
+    """Project cells × features data from R with a model given as bytes; embedding + certified boxes."""
+    import anndata as ad
+    import pandas as pd
+
+    from .umap import RobustUMAP
+
+    fitted = RobustUMAP.from_bytes(bytes(model))
+    X = decode(x)
+    names = decode(feature_names)
+    data: Any = X
+    if names is not None:
+        data = ad.AnnData(X=X, var=pd.DataFrame(index=[str(n) for n in names]))
+    out = _umap_result(fitted, data, fitted.transform(data, missing_genes=missing_genes), bool(certify))
+    return encode(out)
+
+
+def robust_umap_manifest(model: Any) -> dict[str, Any]:
+    """The JSON manifest of a model given as bytes (checks that the bytes are a magmap model)."""
+    from .umap.io import unpack_model
+
+    manifest, _ = unpack_model(bytes(model))
+    return json.dumps(manifest)

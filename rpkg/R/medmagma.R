@@ -137,8 +137,11 @@ setMethod("calculateGmGM", "SummarizedExperiment", function(x, ..., assay.type =
 .store_graphs <- function(x, res, name, assay.type) {
     if (inherits(x, "Seurat")) return(.store_graphs_seurat(x, res, name, assay.type))
     # SingleCellExperiment (1.20) cannot build its SelfHits from a matrix carrying dimnames
-    colPair(x, name) <- unname(res$cells)
-    rowPair(x, name) <- unname(res$genes)
+    cells <- res$cells
+    genes <- res$genes
+    dimnames(cells) <- dimnames(genes) <- list(NULL, NULL)
+    colPair(x, name) <- cells
+    rowPair(x, name) <- genes
     rowData(x)[[paste0(name, ".used")]] <- res$genes.used
     metadata(x)[[name]] <- res$params
     x

@@ -28,7 +28,7 @@ __all__ = ["RobustUMAP", "Certificate", "BOUND_METHODS"]
 
 BOUND_METHODS = ("crown", "crown-ibp", "ibp")
 _PARAMS = ("n_neighbors", "n_components", "min_dist", "spread", "metric", "n_epochs", "batch_size", "learning_rate",
-           "negative_sample_rate", "repulsion_strength", "loss", "hidden_layers", "n_top_genes", "log1p", "epsilon",
+           "negative_sample_rate", "repulsion_strength", "loss", "hidden_layers", "n_top_genes", "log1p", "input_type", "epsilon",
            "robust", "robust_weight", "robust_epochs", "robust_cells", "bound_method", "device", "random_state",
            "verbose")
 
@@ -114,8 +114,13 @@ class RobustUMAP:
         ``nn.Linear``/``nn.ReLU`` layers ending in ``nn.Linear`` (it is copied, not modified).
     n_top_genes, log1p
         HVG count (``None`` or ≥ the number of genes: all genes) and whether to log1p after normalising.
+    input_type
+        ``"counts"`` (default): the paper's preprocessing (HVG, library-size normalisation, optional
+        log1p, z-scoring). ``"features"``: the columns are already features, e.g. PCA coordinates
+        (signed values allowed): no gene selection or normalisation, centring only, so ``epsilon`` is
+        in the features' own units.
     epsilon
-        L∞ radius of the certified ball, in z-score units (0.2).
+        L∞ radius of the certified ball, in z-score units (0.2) (input units for ``input_type="features"``).
     robust, robust_weight, robust_epochs, robust_cells
         Whether to run phase 2, its λ₀, its length in epochs (``None``: 10 % of phase 1), and cells per
         step for the bound loss (32: CROWN costs hundreds of forward passes per cell; on the 2,000-gene
@@ -154,6 +159,7 @@ class RobustUMAP:
         learning_rate: float = 1e-3, negative_sample_rate: int = 5, repulsion_strength: float = 1.0,
         loss: str = "graph", hidden_layers: tuple[int, ...] = DEFAULT_HIDDEN_LAYERS,
         encoder: nn.Module | None = None, n_top_genes: int | None = 2000, log1p: bool = False,
+        input_type: str = "counts",
         epsilon: float = 0.2, robust: bool = True, robust_weight: float = 1.0, robust_epochs: int | None = None,
         robust_cells: int = 32, bound_method: str = "crown", device: str = "auto",
         random_state: int | None = None, verbose: bool = True,
@@ -173,6 +179,7 @@ class RobustUMAP:
         self.encoder = encoder
         self.n_top_genes = n_top_genes
         self.log1p = log1p
+        self.input_type = input_type
         self.epsilon = epsilon
         self.robust = robust
         self.robust_weight = robust_weight
@@ -199,6 +206,7 @@ class RobustUMAP:
                 check_positive_int(getattr(self, name), name, minimum=0 if name == "robust_epochs" else 1)
         check_positive_int(self.robust_cells, "robust_cells")
         check_choice(self.loss, "loss", LOSSES)
+        check_choice(self.input_type, "input_type", ("counts", "features"))
         check_choice(self.bound_method, "bound_method", BOUND_METHODS)
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
@@ -230,7 +238,9 @@ class RobustUMAP:
         self._check_params()
         t_start = time.perf_counter()
         M, names = self._unpack(X, layer)
-        M = check_matrix(M, name="X", nonnegative=True, min_cells=2, min_genes=2, allow_empty_genes=True)
+        counts = self.input_type == "counts"
+        M = check_matrix(M, name="X", nonnegative=counts, min_cells=2, min_genes=2, allow_empty_genes=True,
+                         allow_empty_cells=not counts)
         n_cells, n_genes = M.shape
         if n_cells <= self.n_neighbors:
             raise ValueError(
@@ -247,7 +257,7 @@ class RobustUMAP:
         self.feature_names_in_ = np.asarray(names if names is not None else [str(i) for i in range(n_genes)], dtype=object)
         self.features_positional_ = names is None
         self.n_features_in_ = n_genes
-        pre = Preprocessor(n_top_genes=self.n_top_genes, log1p=bool(self.log1p))
+        pre = Preprocessor(n_top_genes=self.n_top_genes, log1p=bool(self.log1p) and counts, counts=counts)
         Xz = pre.fit(M, self.feature_names_in_)
         del M
         self.preprocessor_ = pre
@@ -364,7 +374,7 @@ class RobustUMAP:
                     sub = full
                 vals = sub
             if vals.size and not (np.isfinite(vals).all() and vals.min() >= 0):
-                check_matrix(sub, name="X", nonnegative=True, min_cells=1, min_genes=0, allow_empty_cells=True,
+                check_matrix(sub, name="X", nonnegative=self.preprocessor_.counts, min_cells=1, min_genes=0, allow_empty_cells=True,
                              allow_empty_genes=True)  # raises with the standard message
             yield sub
 
@@ -406,8 +416,10 @@ class RobustUMAP:
                 lib[lib == 0] = 1.0
                 scale = torch.from_numpy((pre.target_sum / lib).astype(np.float32)).to(device)
                 dense = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
-                x = torch.from_numpy(np.asarray(dense, dtype=np.float32)).to(device)
-                if pre.log1p:
+                x = torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32)).to(device)
+                if not pre.counts:
+                    h = torch.addmm(bf, x, Wf)
+                elif pre.log1p:
                     h = torch.addmm(bf, torch.log1p(x * scale), Wf)
                 else:  # diag(s) X W = diag(s) (X W): scale the 100-wide product, not the gene matrix
                     h = torch.addcmul(bf, x @ Wf, scale)

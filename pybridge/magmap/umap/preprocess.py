@@ -78,6 +78,9 @@ class Preprocessor:
     n_top_genes: int | None = 2000
     target_sum: float = 1e4
     log1p: bool = False
+    # False for inputs that are not counts (e.g. PCA coordinates): no HVG selection, no library-size
+    # normalisation, no log1p, and centring without scaling (z-scoring would inflate minor PCs)
+    counts: bool = True
     genes: list[str] = field(default_factory=list)
     gene_index: np.ndarray | None = None
     mean: np.ndarray | None = None
@@ -87,7 +90,10 @@ class Preprocessor:
     # ------------------------------------------------------------------ fitting
     def fit(self, X: np.ndarray | sp.csr_matrix, feature_names: Sequence[str]) -> np.ndarray:
         """Learn the statistics on counts ``X`` (cells × genes) and return the scaled training matrix."""
-        idx, flavor = select_hvg(X, self.n_top_genes)
+        if self.counts:
+            idx, flavor = select_hvg(X, self.n_top_genes)
+        else:
+            idx, flavor = np.arange(X.shape[1]), "none (input features used as given)"
         self.gene_index = idx.astype(np.int64)
         self.hvg_flavor = flavor
         self.genes = [str(feature_names[i]) for i in idx]
@@ -95,7 +101,7 @@ class Preprocessor:
         mean = Xs.mean(axis=0)
         n = Xs.shape[0]
         var = ((Xs - mean) ** 2).sum(axis=0) / max(n - 1, 1)
-        std = np.sqrt(var)
+        std = np.sqrt(var) if self.counts else np.ones_like(mean)
         std[std == 0] = 1.0
         self.mean, self.std = mean, std
         return ((Xs - mean) / std).astype(np.float32)
@@ -103,6 +109,8 @@ class Preprocessor:
     def _normalise(self, X: np.ndarray | sp.spmatrix) -> np.ndarray:
         X = X.toarray() if sp.issparse(X) else np.asarray(X)
         X = X.astype(np.float64, copy=True)
+        if not self.counts:
+            return X
         lib = X.sum(axis=1, keepdims=True)
         lib[lib == 0] = 1.0
         X *= self.target_sum / lib
@@ -160,6 +168,7 @@ class Preprocessor:
     def to_manifest(self) -> dict[str, Any]:
         """JSON-able settings (the arrays go to the weights file, see :meth:`arrays`)."""
         return {"n_top_genes": self.n_top_genes, "target_sum": self.target_sum, "log1p": self.log1p,
+                "counts": self.counts,
                 "genes": list(self.genes), "hvg_flavor": self.hvg_flavor,
                 "scale": {"ddof": 1, "zero_std": 1.0, "max_value": None},
                 "library_size": "sum over the selected genes"}
@@ -172,7 +181,8 @@ class Preprocessor:
     @classmethod
     def from_manifest(cls, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Preprocessor":
         pre = cls(n_top_genes=info["n_top_genes"], target_sum=float(info["target_sum"]), log1p=bool(info["log1p"]),
-                  genes=list(info["genes"]), hvg_flavor=info.get("hvg_flavor", ""))
+                  genes=list(info["genes"]), hvg_flavor=info.get("hvg_flavor", ""),
+                  counts=bool(info.get("counts", True)))
         pre.mean = np.asarray(arrays["preprocess.mean"], dtype=np.float64)
         pre.std = np.asarray(arrays["preprocess.std"], dtype=np.float64)
         pre.gene_index = np.asarray(arrays["preprocess.gene_index"], dtype=np.int64)

@@ -1,0 +1,322 @@
+#' Robust parametric UMAP
+#'
+#' Trains a neural-network encoder (3 hidden ReLU layers) with UMAP's fuzzy cross-entropy on a kNN
+#' graph of the cells, then (with `robust = TRUE`) continues training with a penalty on CROWN bounds
+#' so that perturbing a cell's (z-scored) expression by up to `epsilon` moves its embedding little.
+#' The fitted model projects new cells without refitting ([projectRobustUMAP()]) and gives each
+#' cell a *certified box*: the region its embedding is guaranteed to stay in under such
+#' perturbations (reported as box area relative to the embedding's extent; small = stable).
+#'
+#' By default the model is trained on counts: it selects `ntop` highly variable genes (seurat_v3),
+#' normalises library sizes, optionally log-transforms and z-scores, storing these statistics in the
+#' model so new cells are processed identically (genes are matched by name). With `dimred`, it
+#' trains on existing coordinates (e.g. PCA) instead, used as given.
+#'
+#' @param x A genes x cells count matrix (dense or sparse), a SummarizedExperiment /
+#'   SingleCellExperiment, or (for `runRobustUMAP`) a Seurat object.
+#' @param ncomponents Number of embedding dimensions.
+#' @param n_neighbors Number of neighbours of the kNN graph.
+#' @param min_dist UMAP's `min_dist`.
+#' @param epsilon Radius (L-infinity, z-score units) of the perturbations the robust phase and the
+#'   certified boxes consider.
+#' @param robust Run the robust (CROWN-regularised) phase after UMAP training.
+#' @param ntop Number of highly variable genes used (counts input).
+#' @param log1p Log-transform after library-size normalisation.
+#' @param n_epochs Training epochs; `NULL` chooses a budget by data size.
+#' @param certify Compute the per-cell certified boxes.
+#' @param transposed `x` is already cells x features (used as given, no count preprocessing).
+#' @param seed Seed; `NULL` draws one from R's RNG, so `set.seed()` controls the result.
+#' @param device `"auto"` (GPU when present), `"cpu"` or `"cuda"`.
+#' @param verbose Show training progress.
+#' @param python.args A named list of further arguments of the Python `magmap.RobustUMAP`
+#'   (e.g. `robust_weight`, `bound_method`, `hidden_layers`, `batch_size`).
+#' @param assay.type Assay with the counts.
+#' @param dimred Name of a `reducedDim` to train on instead of an assay.
+#' @param n_dimred Number of leading dimensions of `dimred` to use (`NULL`: all).
+#' @param name Name of the stored embedding and metadata entry.
+#' @param ... Arguments passed to the method for the underlying matrix.
+#' @return `calculateRobustUMAP()`: a list with `embedding` (cells x `ncomponents` matrix),
+#'   `certified.box` (per-cell relative box area, or `NULL` when `certify = FALSE`), `certificate`
+#'   (a summary) and `model` (a `RobustUMAPModel`). `runRobustUMAP()` returns `x` with
+#'   `reducedDim(x, name)`, `colData(x)[[paste0(name, ".certified_box")]]` and
+#'   `metadata(x)[[name]]` = `list(model, params, certificate)`; the model is stored as raw bytes,
+#'   so `saveRDS(x)` keeps a working model. For Seurat: a `DimReduc` named `name` holding the model
+#'   in its `misc`, and a `meta.data` column with the boxes.
+#' @examples
+#' \dontrun{
+#' sce <- runRobustUMAP(magmapExampleData(), seed = 1)
+#' scater::plotReducedDim(sce, "RobustUMAP", colour_by = "cell_type")
+#' }
+#' @seealso [projectRobustUMAP()], [saveRobustUMAP()]
+#' @name runRobustUMAP
+NULL
+
+#' @rdname runRobustUMAP
+#' @export
+setGeneric("calculateRobustUMAP", function(x, ...) standardGeneric("calculateRobustUMAP"))
+
+.umap_options <- function(ncomponents, n_neighbors, min_dist, epsilon, robust, ntop, log1p, n_epochs,
+    device, verbose, python.args) {
+    num <- function(v, nm) {
+        if (!is.numeric(v) || length(v) != 1L || is.na(v) || v < 0) stop(sprintf("`%s` must be a single number >= 0.", nm), call. = FALSE)
+        as.double(v)
+    }
+    c(list(n_components = .check_count(ncomponents, "ncomponents"), n_neighbors = .check_count(n_neighbors, "n_neighbors", 2L),
+        min_dist = num(min_dist, "min_dist"), epsilon = num(epsilon, "epsilon"), robust = isTRUE(robust),
+        n_top_genes = if (is.null(ntop)) NULL else .check_count(ntop, "ntop", 2L), log1p = isTRUE(log1p),
+        n_epochs = if (is.null(n_epochs)) NULL else .check_count(n_epochs, "n_epochs"),
+        device = device, verbose = isTRUE(verbose)), python.args)
+}
+
+.fit_umap <- function(cells_by_features, feature_names, input_type, n_neighbors, seed, certify, options) {
+    n_cells <- if (input_type == "counts") ncol(cells_by_features) else nrow(cells_by_features)
+    if (n_cells <= n_neighbors) {
+        stop(sprintf("there are %d cells but `n_neighbors` = %d needs at least %d; lower n_neighbors.",
+            n_cells, n_neighbors, n_neighbors + 1L), call. = FALSE)
+    }
+    seed <- .resolve_seed(seed)
+    x_py <- if (input_type == "counts") .assay_to_py(cells_by_features) else .to_py_matrix(.numeric_matrix(cells_by_features, "dimred"))
+    out <- .py_call("robust_umap", x_py, if (is.null(feature_names)) NULL else as.list(feature_names),
+        input_type, seed, isTRUE(certify), .to_py(options))
+    model <- .new_model(out$model, jsonlite::fromJSON(out$manifest_json, simplifyVector = TRUE))
+    list(embedding = out$embedding, certified.box = out$certified_box, certificate = out$certificate,
+        model = model, seed = seed)
+}
+
+.numeric_matrix <- function(m, arg) {
+    m <- as.matrix(m)
+    if (!is.numeric(m)) stop(sprintf("`%s` must be numeric.", arg), call. = FALSE)
+    m
+}
+
+.finish_embedding <- function(res, cells) {
+    colnames(res$embedding) <- paste0("RobustUMAP", seq_len(ncol(res$embedding)))
+    rownames(res$embedding) <- cells
+    if (!is.null(res$certified.box)) names(res$certified.box) <- cells
+    res
+}
+
+#' @rdname runRobustUMAP
+#' @export
+setMethod("calculateRobustUMAP", "ANY", function(x, ncomponents = 2L, n_neighbors = 15L, min_dist = 0.1,
+    epsilon = 0.2, robust = TRUE, ntop = 2000L, log1p = FALSE, n_epochs = NULL, certify = TRUE,
+    transposed = FALSE, seed = NULL, device = "auto", verbose = FALSE, python.args = list()) {
+    opts <- .umap_options(ncomponents, n_neighbors, min_dist, epsilon, robust, ntop, log1p, n_epochs,
+        device, verbose, python.args)
+    if (isTRUE(transposed)) {
+        opts$n_top_genes <- NULL
+        opts$log1p <- NULL
+        res <- .fit_umap(x, colnames(x), "features", opts$n_neighbors, seed, certify, opts)
+        cells <- rownames(x)
+    } else {
+        if (anyDuplicated(rownames(x))) stop("`x` has duplicated gene names; make them unique first.", call. = FALSE)
+        res <- .fit_umap(x, rownames(x), "counts", opts$n_neighbors, seed, certify, opts)
+        cells <- colnames(x)
+    }
+    .finish_embedding(res, cells)
+})
+
+#' @rdname runRobustUMAP
+#' @export
+setMethod("calculateRobustUMAP", "SummarizedExperiment", function(x, ..., assay.type = "counts") {
+    calculateRobustUMAP(assay(x, .check_assay(x, assay.type)), ...)
+})
+
+.get_dimred <- function(x, dimred, n_dimred) {
+    if (!dimred %in% reducedDimNames(x)) {
+        stop(sprintf("`dimred` = '%s' is not a reducedDim of `x` (have: %s).", dimred,
+            if (length(reducedDimNames(x))) paste(reducedDimNames(x), collapse = ", ") else "none"), call. = FALSE)
+    }
+    m <- reducedDim(x, dimred)
+    if (!is.null(n_dimred)) {
+        n_dimred <- .check_count(n_dimred, "n_dimred", 2L)
+        if (n_dimred > ncol(m)) stop(sprintf("`n_dimred` = %d but '%s' has %d dimensions.", n_dimred, dimred, ncol(m)), call. = FALSE)
+        m <- m[, seq_len(n_dimred), drop = FALSE]
+    }
+    if (is.null(colnames(m))) colnames(m) <- paste0(dimred, seq_len(ncol(m)))
+    rownames(m) <- colnames(x)
+    m
+}
+
+#' @rdname runRobustUMAP
+#' @export
+setMethod("calculateRobustUMAP", "SingleCellExperiment", function(x, ..., assay.type = "counts", dimred = NULL, n_dimred = NULL) {
+    if (!is.null(dimred)) {
+        return(calculateRobustUMAP(.get_dimred(x, dimred, n_dimred), ..., transposed = TRUE))
+    }
+    calculateRobustUMAP(assay(x, .check_assay(x, assay.type)), ...)
+})
+
+#' @rdname runRobustUMAP
+#' @export
+runRobustUMAP <- function(x, ..., assay.type = "counts", dimred = NULL, n_dimred = NULL, name = "RobustUMAP") {
+    if (inherits(x, "Seurat")) {
+        if (!is.null(dimred)) {
+            emb <- SeuratObject::Embeddings(x, reduction = dimred)
+            if (!is.null(n_dimred)) emb <- emb[, seq_len(.check_count(n_dimred, "n_dimred", 2L)), drop = FALSE]
+            res <- calculateRobustUMAP(emb, ..., transposed = TRUE)
+        } else {
+            res <- calculateRobustUMAP(.seurat_counts(x, assay.type), ...)
+        }
+        return(.store_umap_seurat(x, res, name))
+    }
+    if (!is(x, "SingleCellExperiment")) {
+        stop("`x` must be a SingleCellExperiment or a Seurat object; use calculateRobustUMAP() for matrices.", call. = FALSE)
+    }
+    res <- calculateRobustUMAP(x, ..., assay.type = assay.type, dimred = dimred, n_dimred = n_dimred)
+    .store_umap(x, res, name, input = if (is.null(dimred)) list(assay.type = assay.type) else list(dimred = dimred, n_dimred = n_dimred))
+}
+
+.store_umap <- function(x, res, name, input) {
+    reducedDim(x, name) <- res$embedding
+    if (!is.null(res$certified.box)) colData(x)[[paste0(name, ".certified_box")]] <- unname(res$certified.box)
+    metadata(x)[[name]] <- list(model = res$model, params = c(res$model$manifest$params, input, list(seed = res$seed)),
+        certificate = res$certificate)
+    x
+}
+
+.store_umap_seurat <- function(x, res, name) {
+    assay <- SeuratObject::DefaultAssay(x)
+    emb <- res$embedding
+    colnames(emb) <- paste0(name, "_", seq_len(ncol(emb)))
+    dr <- SeuratObject::CreateDimReducObject(embeddings = emb, key = paste0(name, "_"), assay = assay,
+        misc = list(model = res$model, certificate = res$certificate, seed = res$seed))
+    x[[name]] <- dr
+    if (!is.null(res$certified.box)) x[[paste0(name, ".certified_box")]] <- unname(res$certified.box)
+    x
+}
+
+# ---- models -----------------------------------------------------------------------------------
+
+.new_model <- function(bytes, manifest) {
+    structure(list(bytes = bytes, manifest = manifest), class = "RobustUMAPModel")
+}
+
+#' @export
+print.RobustUMAPModel <- function(x, ...) {
+    m <- x$manifest
+    cat(sprintf("RobustUMAPModel (magmap %s): %d inputs -> %d dimensions, %s\n", m$versions$magmap,
+        length(m$preprocess$genes), as.integer(m$params$n_components),
+        if (isTRUE(m$params$robust)) sprintf("robust (epsilon %.3g)", m$params$epsilon) else "not robust"))
+    cat(sprintf("  trained on %s; seed %s; %s bytes\n",
+        if (isTRUE(m$preprocess$counts %||% TRUE)) sprintf("counts (%s)", m$preprocess$hvg_flavor) else "features",
+        format(m$random_state), format(length(x$bytes), big.mark = ",")))
+    invisible(x)
+}
+
+`%||%` <- function(a, b) if (is.null(a)) b else a
+
+.as_model <- function(model, name) {
+    if (inherits(model, "RobustUMAPModel")) return(model)
+    if (is(model, "SingleCellExperiment")) {
+        entry <- metadata(model)[[name]]
+        if (is.null(entry) || !inherits(entry$model, "RobustUMAPModel")) {
+            stop(sprintf("`model` is a SingleCellExperiment without a RobustUMAP model in metadata(model)$%s; run runRobustUMAP() on it first or pass `name`.", name), call. = FALSE)
+        }
+        return(entry$model)
+    }
+    if (inherits(model, "Seurat")) {
+        m <- SeuratObject::Misc(model[[name]], "model")
+        if (!inherits(m, "RobustUMAPModel")) stop(sprintf("the Seurat reduction '%s' holds no RobustUMAP model.", name), call. = FALSE)
+        return(m)
+    }
+    stop("`model` must be a RobustUMAPModel, or a SingleCellExperiment/Seurat object that holds one.", call. = FALSE)
+}
+
+#' Project new cells with a fitted robust UMAP; save and load models
+#'
+#' `projectRobustUMAP()` embeds new cells with a model from [runRobustUMAP()] (or from Python's
+#' `magmap.RobustUMAP`) without refitting: counts are processed with the training statistics, genes
+#' matched by name. `saveRobustUMAP()` and `loadRobustUMAP()` write and read the model file, the
+#' same file Python's `RobustUMAP.save()` / `RobustUMAP.load()` use (a zip of a JSON manifest and
+#' safetensors weights; loading executes no code).
+#'
+#' @param x Cells to project: a genes x cells count matrix, a SingleCellExperiment, or a cells x
+#'   features matrix with `transposed = TRUE` (for models trained on a `dimred`).
+#' @param model A `RobustUMAPModel`, or a SingleCellExperiment / Seurat object holding one under `name`.
+#' @param assay.type Assay with the counts of `x`.
+#' @param dimred For models trained on coordinates: the `reducedDim` of `x` with the same features.
+#' @param n_dimred Number of leading dimensions of `dimred` to use.
+#' @param transposed `x` is cells x features.
+#' @param missing.genes `"error"` (default) when `x` lacks genes the model uses, or `"zero"` to
+#'   treat them as unobserved.
+#' @param certify Compute certified boxes of the projected cells.
+#' @param name Name of the reducedDim / metadata entry (for reading the model from an object, and
+#'   for storing the projection).
+#' @param path File path.
+#' @return `projectRobustUMAP()`: for a SingleCellExperiment, `x` with `reducedDim(x, name)` and
+#'   `colData(x)[[paste0(name, ".certified_box")]]`; otherwise a list with `embedding` and
+#'   `certified.box`. `saveRobustUMAP()`: the path, invisibly. `loadRobustUMAP()`: a `RobustUMAPModel`.
+#' @examples
+#' \dontrun{
+#' ref <- runRobustUMAP(magmapExampleData()[, 1:200], seed = 1)
+#' query <- projectRobustUMAP(magmapExampleData()[, 201:328], model = ref)
+#' saveRobustUMAP(metadata(ref)$RobustUMAP$model, "pancreas.magmap")
+#' m <- loadRobustUMAP("pancreas.magmap")
+#' }
+#' @export
+projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_dimred = NULL, transposed = FALSE,
+    missing.genes = c("error", "zero"), certify = TRUE, name = "RobustUMAP") {
+    missing.genes <- match.arg(missing.genes)
+    model <- .as_model(model, name)
+    counts_model <- isTRUE(model$manifest$preprocess$counts %||% TRUE)
+    is_sce <- is(x, "SingleCellExperiment")
+    if (is_sce && !is.null(dimred)) {
+        feats <- .get_dimred(x, dimred, n_dimred)
+        transposed <- TRUE
+    } else if (is(x, "SummarizedExperiment")) {
+        feats <- assay(x, .check_assay(x, assay.type))
+    } else {
+        feats <- x
+    }
+    if (counts_model == isTRUE(transposed)) {
+        stop(if (counts_model) "the model was trained on counts: pass a genes x cells count matrix or an object with `assay.type`, not features."
+            else "the model was trained on coordinates (a dimred): pass `dimred` or a cells x features matrix with transposed = TRUE.",
+            call. = FALSE)
+    }
+    if (isTRUE(transposed)) {
+        x_py <- .to_py_matrix(.numeric_matrix(feats, "x"))
+        names_py <- if (is.null(colnames(feats))) NULL else as.list(colnames(feats))
+        cells <- rownames(feats)
+    } else {
+        x_py <- .assay_to_py(feats)
+        names_py <- if (is.null(rownames(feats))) NULL else as.list(rownames(feats))
+        cells <- colnames(feats)
+    }
+    out <- .py_call("robust_umap_project", model$bytes, x_py, names_py, isTRUE(certify), missing.genes)
+    res <- .finish_embedding(list(embedding = out$embedding, certified.box = out$certified_box), cells)
+    res$certificate <- out$certificate
+    if (!is_sce) return(res)
+    reducedDim(x, name) <- res$embedding
+    if (!is.null(res$certified.box)) colData(x)[[paste0(name, ".certified_box")]] <- unname(res$certified.box)
+    x
+}
+
+#' @rdname projectRobustUMAP
+#' @export
+saveRobustUMAP <- function(model, path, name = "RobustUMAP") {
+    model <- .as_model(model, name)
+    writeBin(model$bytes, path)
+    invisible(path)
+}
+
+#' @rdname projectRobustUMAP
+#' @export
+loadRobustUMAP <- function(path) {
+    if (!is.character(path) || length(path) != 1L || !file.exists(path)) {
+        stop(sprintf("`path` '%s' does not exist.", paste(path, collapse = ",")), call. = FALSE)
+    }
+    bytes <- readBin(path, "raw", n = file.size(path))
+    # the manifest is plain JSON inside the zip: read it without starting Python
+    dir <- tempfile("magmap-model")
+    on.exit(unlink(dir, recursive = TRUE), add = TRUE)
+    ok <- tryCatch({ utils::unzip(path, files = "manifest.json", exdir = dir); TRUE }, warning = function(w) FALSE,
+        error = function(e) FALSE)
+    mf <- file.path(dir, "manifest.json")
+    if (!ok || !file.exists(mf)) stop(sprintf("'%s' is not a magmap RobustUMAP model file (no manifest.json inside).", path), call. = FALSE)
+    manifest <- jsonlite::fromJSON(mf, simplifyVector = TRUE)
+    if (!identical(manifest$format, "magmap.RobustUMAP")) {
+        stop(sprintf("'%s' holds format '%s', not a magmap RobustUMAP model.", path, format(manifest$format)), call. = FALSE)
+    }
+    .new_model(bytes, manifest)
+}

@@ -1,0 +1,143 @@
+# runRobustUMAP / projectRobustUMAP / saveRobustUMAP / loadRobustUMAP, and models crossing languages.
+
+# Small, fast settings: the quality of the embedding is tested in Python (tests/test_umap_quality.py).
+fast_args <- list(ntop = 300L, n_epochs = 30L, python.args = list(robust_epochs = 3L, robust_cells = 16L))
+
+umap_ref <- local({
+    cache <- NULL
+    function() {
+        if (is.null(cache)) {
+            sce <- example_sce()
+            cache <<- do.call(runRobustUMAP, c(list(sce[, 1:250], seed = 5, n_neighbors = 10), fast_args))
+        }
+        cache
+    }
+})
+
+test_that("runRobustUMAP stores the embedding, certified boxes and a model that survives saveRDS", {
+    skip_if_no_python()
+    ref <- umap_ref()
+    emb <- reducedDim(ref, "RobustUMAP")
+    expect_equal(dim(emb), c(250L, 2L))
+    expect_identical(rownames(emb), colnames(ref))
+    box <- ref$RobustUMAP.certified_box
+    expect_true(all(is.finite(box) & box > 0))
+    entry <- metadata(ref)$RobustUMAP
+    expect_s3_class(entry$model, "RobustUMAPModel")
+    expect_identical(entry$params$seed, 5L)
+    expect_identical(as.integer(entry$params$n_neighbors), 10L)
+    expect_identical(entry$model$manifest$format, "magmap.RobustUMAP")
+    f <- tempfile(fileext = ".rds")
+    saveRDS(ref, f)
+    restored <- readRDS(f)
+    q1 <- projectRobustUMAP(example_sce()[, 251:300], model = ref)
+    q2 <- projectRobustUMAP(example_sce()[, 251:300], model = restored)
+    expect_identical(reducedDim(q1, "RobustUMAP"), reducedDim(q2, "RobustUMAP"))
+    # projecting the training cells gives back the training embedding
+    back <- projectRobustUMAP(ref, model = ref, certify = FALSE)
+    expect_equal(reducedDim(back, "RobustUMAP"), emb, tolerance = 1e-4)
+})
+
+test_that("the same seed gives the same embedding; set.seed() controls seed = NULL", {
+    skip_if_no_python()
+    sce <- example_sce()[, 1:120]
+    a <- do.call(calculateRobustUMAP, c(list(sce, seed = 9, n_neighbors = 8, certify = FALSE), fast_args))
+    b <- do.call(calculateRobustUMAP, c(list(sce, seed = 9, n_neighbors = 8, certify = FALSE), fast_args))
+    expect_identical(a$embedding, b$embedding)
+    set.seed(3); c1 <- do.call(calculateRobustUMAP, c(list(sce, n_neighbors = 8, certify = FALSE), fast_args))
+    set.seed(3); c2 <- do.call(calculateRobustUMAP, c(list(sce, n_neighbors = 8, certify = FALSE), fast_args))
+    expect_identical(c1$embedding, c2$embedding)
+    expect_identical(c1$model$manifest$random_state, c2$model$manifest$random_state)
+})
+
+test_that("a model saved in R loads in Python and projects the same embedding, and the other way round", {
+    skip_if_no_python()
+    ref <- umap_ref()
+    query <- example_sce()[, 251:328]
+    f <- tempfile(fileext = ".magmap")
+    saveRobustUMAP(ref, f)
+    expect_identical(readBin(f, "raw", file.size(f)), metadata(ref)$RobustUMAP$model$bytes)
+    py <- reticulate::py_run_string(paste(
+        "import numpy as np, anndata as ad, pandas as pd, scipy.sparse as sp, magmap",
+        "def project(path, x, i, p, nrow, ncol, genes, out_path):",
+        "    m = magmap.RobustUMAP.load(path)",
+        "    X = sp.csc_matrix((np.frombuffer(bytes(x), '<f8'), np.frombuffer(bytes(i), '<i4'), np.frombuffer(bytes(p), '<i4')), shape=(nrow, ncol)).T.tocsr()",
+        "    a = ad.AnnData(X=X, var=pd.DataFrame(index=list(genes)))",
+        "    m.save(out_path)",
+        "    return bytearray(np.ascontiguousarray(m.transform(a), dtype='<f8').tobytes())", sep = "\n"))
+    counts <- SingleCellExperiment::counts(query)
+    g <- tempfile(fileext = ".magmap")
+    raw_emb <- py$project(f, writeBin(counts@x, raw()), writeBin(counts@i, raw()), writeBin(counts@p, raw()),
+        nrow(counts), ncol(counts), as.list(rownames(counts)), g)
+    py_emb <- matrix(readBin(raw_emb, "double", n = 2 * ncol(counts)), ncol = 2, byrow = TRUE)
+    r_emb <- reducedDim(projectRobustUMAP(query, model = ref, certify = FALSE), "RobustUMAP")
+    expect_equal(unname(r_emb), py_emb, tolerance = 1e-6)
+    # the file Python wrote back (Python save of an R-trained model) projects identically in R
+    m2 <- loadRobustUMAP(g)
+    expect_identical(m2$bytes, metadata(ref)$RobustUMAP$model$bytes)
+    expect_equal(reducedDim(projectRobustUMAP(query, model = m2, certify = FALSE), "RobustUMAP"), r_emb)
+})
+
+test_that("a model trained on a reducedDim projects cells given the same coordinates", {
+    skip_if_no_python()
+    sce <- example_sce()
+    set.seed(1)
+    pcs <- matrix(rnorm(ncol(sce) * 10), ncol = 10, dimnames = list(NULL, paste0("PC", 1:10)))
+    pcs[, 1] <- pcs[, 1] + 4 * as.integer(factor(sce$cell_type))
+    reducedDim(sce, "PCA") <- pcs
+    out <- runRobustUMAP(sce, dimred = "PCA", n_dimred = 5, seed = 2, n_epochs = 30L,
+        python.args = list(robust_epochs = 3L))
+    expect_equal(dim(reducedDim(out, "RobustUMAP")), c(ncol(sce), 2L))
+    expect_identical(metadata(out)$RobustUMAP$params$dimred, "PCA")
+    m <- metadata(out)$RobustUMAP$model
+    expect_false(m$manifest$preprocess$counts)
+    proj <- projectRobustUMAP(sce, model = m, dimred = "PCA", n_dimred = 5, certify = FALSE)
+    expect_equal(reducedDim(proj, "RobustUMAP"), reducedDim(out, "RobustUMAP"), tolerance = 1e-4)
+    expect_error(projectRobustUMAP(sce, model = m), "trained on coordinates")
+    expect_error(runRobustUMAP(sce, dimred = "TSNE"), "`dimred` = 'TSNE' is not a reducedDim")
+    expect_error(runRobustUMAP(sce, dimred = "PCA", n_dimred = 50), "`n_dimred` = 50")
+})
+
+test_that("the embedding works with scater::plotReducedDim", {
+    skip_if_no_python()
+    skip_if_not_installed("scater")
+    p <- scater::plotReducedDim(umap_ref(), "RobustUMAP", colour_by = "cell_type")
+    expect_s3_class(p, "ggplot")
+})
+
+test_that("runRobustUMAP works on a Seurat object", {
+    skip_if_no_python()
+    skip_if_not_installed("SeuratObject")
+    sce <- example_sce()[, 1:120]
+    seu <- suppressWarnings(SeuratObject::CreateSeuratObject(counts = SingleCellExperiment::counts(sce)))
+    seu <- do.call(runRobustUMAP, c(list(seu, seed = 1, n_neighbors = 8), fast_args))
+    expect_s4_class(seu[["RobustUMAP"]], "DimReduc")
+    expect_equal(dim(SeuratObject::Embeddings(seu, "RobustUMAP")), c(120L, 2L))
+    expect_s3_class(SeuratObject::Misc(seu[["RobustUMAP"]], "model"), "RobustUMAPModel")
+    expect_true("RobustUMAP.certified_box" %in% colnames(seu[[]]))
+    proj <- projectRobustUMAP(example_sce()[, 121:140], model = seu)
+    expect_equal(dim(reducedDim(proj, "RobustUMAP")), c(20L, 2L))
+})
+
+test_that("bad input and mismatched genes give errors naming the argument", {
+    skip_if_no_python()
+    ref <- umap_ref()
+    sce <- example_sce()
+    expect_error(runRobustUMAP(sce, assay.type = "logcounts"), "`assay.type` = 'logcounts' is not an assay")
+    expect_error(runRobustUMAP(sce[, 1:10], n_neighbors = 15), "there are 10 cells but `n_neighbors` = 15")
+    expect_error(runRobustUMAP(sce, ncomponents = 0), "`ncomponents` must be")
+    expect_error(runRobustUMAP(SingleCellExperiment::counts(sce)), "use calculateRobustUMAP\\(\\) for matrices")
+    renamed <- sce[, 251:260]
+    rownames(renamed) <- paste0("x", rownames(renamed))
+    expect_error(projectRobustUMAP(renamed, model = ref), "lacks .* genes the model was trained on")
+    ok <- projectRobustUMAP(renamed, model = ref, missing.genes = "zero", certify = FALSE)
+    expect_equal(dim(reducedDim(ok, "RobustUMAP")), c(10L, 2L))
+    expect_error(projectRobustUMAP(sce, model = sce), "without a RobustUMAP model")
+    bad <- tempfile()
+    writeLines("not a model", bad)
+    expect_error(loadRobustUMAP(bad), "not a magmap RobustUMAP model file")
+    expect_error(loadRobustUMAP("/no/such/file"), "does not exist")
+    neg <- SingleCellExperiment::counts(sce)[, 1:50]
+    neg[1, 1] <- -3
+    expect_error(calculateRobustUMAP(neg, n_neighbors = 5), "negative values")
+})
