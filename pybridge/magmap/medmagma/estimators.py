@@ -30,6 +30,40 @@ __all__ = ["MedMagma", "GmGM", "SingleAxis", "DegenerateSolutionWarning", "memor
 #: reference's on the paper's synthetic data (see benchmarks/).
 FAST_RIDGE = 1.0 / (2 * 1000)
 
+# Real count data: why the reference degenerates, and what the fast mode does about it
+# ------------------------------------------------------------------------------------
+# Measured on four real count matrices (Baron pancreas, CellBench CEL-seq2, scVelo pancreas, Yan
+# embryo; 200 HVGs, 42-85 % zeros; benchmarks/bench_medmagma_real.py) the degenerate pattern of
+# spec §12.12 has two causes, both tied to the zeros:
+#
+# 1. Collapse of the scale of z*. The product-one mode puts its mass where Y has zeros (a row or
+#    column whose nonzeros meet small scalings of the other axis is cheap to scale up; with zeros the
+#    balancing problem has no bounded solution, like Sinkhorn on a pattern without total support).
+#    After the unit-norm normalisation of the reference, ‖z*‖²_F was 1.8e-7 on Baron instead of the
+#    ≈ mean(Y²) it is on dense data (spec §3.3: "roughly ‖z*‖² ≈ mean(Y²)"). The overall scale of z*
+#    is arbitrary in the model (the fiber is closed under scaling), but the M-step is not scale-free
+#    (the reference's early-stopped gradient steps from λ = 1, our equivalent ridge toward λ = 1), so
+#    the data term vanished next to the Laplace term, which depends on Ψ only: S = z*z*ᵀ − ½C was
+#    negative definite on every iteration and Ψ ≈ aI + bC had 100 % positive off-diagonals.
+#    Fix (``z_scale="mean-square"``): rescale z* to ‖z*‖²_F = mean(Y²), i.e. make the reference's
+#    implicit normalisation exact. On dense data this is a no-op in practice (the synthetic AP is
+#    unchanged to 3 decimals); on Baron it alone lifts the same-type edge fraction 0.003 → 0.60.
+# 2. The z*-free Laplace term assumes every entry moves along the fiber (tangent directions
+#    T = α1ᵀ + 1βᵀ, spec §3.4). Entries that are zero stay zero on the fiber, so with many zeros the
+#    term counts fluctuations that do not exist. Measured: with it, 40-98 % of the eigenvalues of
+#    the cell statistic are negative (synthetic dense data: 16-20 %) and graphs on two of four
+#    datasets are unrelated to the labels (scVelo pancreas 0.16, Yan 0.02 same-type fraction);
+#    without it all four beat or match GmGM on log1p. ``laplace_weight="auto"`` therefore applies
+#    the reference's term in full to data without zeros (where it was derived and where it is worth
+#    ~0.07-0.1 AP on the paper's synthetic data) and drops it when the input has zeros, where the
+#    E-step becomes the mode plug-in z*z*ᵀ (PSD, the plain Laplace/EM "mode" approximation).
+#    Tried and rejected (same benchmark): input transforms (log1p, normalised counts, +1
+#    pseudo-count: all still degenerate); iterated zero handling (no change); PSD-clipping the
+#    statistics (directions with negative statistic get huge λ and dominate Ψ); damping the term to
+#    keep ≤ 25 % negative eigenvalues (fine on three datasets, unstable on the fourth); a zero-masked
+#    version of the term (T∘mask, exact with no zeros; Yan stays poor, and its dense (d₁+d₂)² solve
+#    does not scale).
+
 
 class DegenerateSolutionWarning(UserWarning):
     """The fitted cell precision shows the degenerate pattern of spec §12 item 12."""
@@ -54,9 +88,23 @@ class MedMagma(GraphMixin):
         ridge-penalised objective (ρ = ``regularization``, default 1/2000, toward λ = 1), scale-free
         stopping rule. ``"reference"``: the reference implementation's behaviour for parity —
         sub-problems restarted from s = 1, its 1000-step gradient M-step with clipping to
-        [1e-6, 1e6] and its stopping metric.
+        [1e-6, 1e6] and its stopping metric (and ``z_scale="unit"``, ``laplace_weight=1`` unless
+        given).
     zero_handling
         ``"one-pass"`` (paper App. C, default) or ``"iterated"`` (exactly noise-invariant with zeros).
+    z_scale
+        Normalisation of the fiber mode z* before the E-step statistics (its overall scale is
+        arbitrary in the model, but the M-step's ridge toward λ = 1 is not scale-free).
+        ``"mean-square"``: ‖z*‖²_F = mean(Y²), the scale the reference's unit-norm scalings give on
+        dense data; keeps the data term from vanishing when zeros concentrate the scalings (see the
+        module notes). ``"unit"``: the reference's unit-norm s₁, s₂ as they are. ``None``:
+        ``"mean-square"`` in fast mode, ``"unit"`` in reference mode.
+    laplace_weight
+        Weight w of the subtracted Laplace term, S = z*z*ᵀ − w·½C. ``"auto"`` (default): 1 (the
+        reference) when the input has no zeros, 0 when it has zeros (the term's tangent directions
+        assume that every entry moves along the fiber; with the 40-90 % zeros of count data it
+        dominates the statistics and gives degenerate cell graphs; module notes). Reference mode:
+        ``"auto"`` means 1. A number in [0, 1] forces the weight.
     max_iter
         Maximum EM iterations.
     tol
@@ -96,9 +144,13 @@ class MedMagma(GraphMixin):
         ``flipflop_converged``,
         ``newton_steps``, ``mstep_iter``, ``n_negative_eigs`` (cells, genes), ``seconds``.
     degenerate_ : bool
-        True when Ψ_cells shows the degenerate pattern (≥ 84 % positive off-diagonals or ≥ 5 % of
-        eigenvalues at the 1e-6 floor; spec §12 item 12); a :class:`DegenerateSolutionWarning` is
-        emitted. Details in ``diagnostics_``.
+        True (for nonnegative input) when Ψ_cells shows the degenerate pattern (≥ 84 % positive
+        off-diagonals or ≥ 5 % of eigenvalues at the 1e-6 floor; spec §12 item 12) or when the last
+        cell statistic had more than half of its leading min(cells, genes) eigenvalues negative
+        (the Laplace term swamped the data); a :class:`DegenerateSolutionWarning` says what to try.
+        Details in ``diagnostics_``.
+    laplace_weight_ : float
+        The Laplace weight used (``"auto"`` resolved).
     diagnostics_ : dict
     """
 
@@ -107,6 +159,8 @@ class MedMagma(GraphMixin):
         *,
         mode: str = "fast",
         zero_handling: str = "one-pass",
+        z_scale: str | None = None,
+        laplace_weight: float | str = "auto",
         max_iter: int = 100,
         tol: float | None = None,
         regularization: float | None = None,
@@ -119,6 +173,8 @@ class MedMagma(GraphMixin):
     ) -> None:
         self.mode = mode
         self.zero_handling = zero_handling
+        self.z_scale = z_scale
+        self.laplace_weight = laplace_weight
         self.max_iter = max_iter
         self.tol = tol
         self.regularization = regularization
@@ -131,13 +187,19 @@ class MedMagma(GraphMixin):
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Hyper-parameters (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in ("mode", "zero_handling", "max_iter", "tol", "regularization",
+        return {k: getattr(self, k) for k in ("mode", "zero_handling", "z_scale", "laplace_weight", "max_iter", "tol", "regularization",
                                               "flipflop_tol", "max_flipflop", "random_state", "device",
                                               "n_threads", "verbose")}
 
     def _check_params(self) -> None:
         check_choice(self.mode, "mode", ("fast", "reference"))
         check_choice(self.zero_handling, "zero_handling", ZERO_HANDLING)
+        if self.z_scale is not None:
+            check_choice(self.z_scale, "z_scale", ("mean-square", "unit"))
+        lw = self.laplace_weight
+        if not (isinstance(lw, str) and lw == "auto") and not (
+                isinstance(lw, (int, float)) and not isinstance(lw, bool) and 0 <= lw <= 1):
+            raise ValueError(f"`laplace_weight` must be 'auto' or a number in [0, 1], got {lw!r}.")
         check_positive_int(self.max_iter, "max_iter")
         if self.max_flipflop is not None:
             check_positive_int(self.max_flipflop, "max_flipflop")
@@ -186,7 +248,15 @@ class MedMagma(GraphMixin):
         rho = (0.0 if reference else FAST_RIDGE) if self.regularization is None else float(self.regularization)
         tol = (1e-7 if reference else 1e-6) if self.tol is None else float(self.tol)
         max_ff = (200 if reference else 2) if self.max_flipflop is None else int(self.max_flipflop)
+        z_scale = ("unit" if reference else "mean-square") if self.z_scale is None else self.z_scale
         t_start = time.perf_counter()
+        nnz = int(X.count_nonzero()) if hasattr(X, "count_nonzero") and not isinstance(X, np.ndarray) \
+            else int(np.count_nonzero(X))
+        zero_fraction = 1.0 - nnz / float(d1 * d2)
+        if isinstance(self.laplace_weight, str):  # "auto"
+            lap_w = 1.0 if (reference or zero_fraction == 0.0) else 0.0
+        else:
+            lap_w = float(self.laplace_weight)
 
         w, sign = log_quotient(X, zero_handling=self.zero_handling)
         # Y = sign·exp(w); the quotient has unit geometric means, so exp is safe unless the data span
@@ -196,6 +266,7 @@ class MedMagma(GraphMixin):
                              "(|log| > 700); rescale or clip extreme values.")
         y = to_tensor(sign * np.exp(w), device)
         del w, sign
+        mean_sq = float((y * y).mean())
 
         rng = np.random.RandomState(self.random_state)
         s1 = to_tensor(rng.random_sample(d1), device)
@@ -210,6 +281,7 @@ class MedMagma(GraphMixin):
 
         history: list[dict[str, Any]] = []
         converged = False
+        small = 0
         bar = progress(range(self.max_iter), verbose=self.verbose, desc="MED-MAGMA EM", leave=False)
         for it in bar:
             t0 = time.perf_counter()
@@ -217,11 +289,18 @@ class MedMagma(GraphMixin):
                           tol=self.flipflop_tol)
             s1, s2 = ff.s1, ff.s2
             z = s1[:, None] * y * s2[None, :]
-            c1, c2 = laplace_correction(u1, lam1, u2, lam2)
-            # The reference subtracts the Laplace term (spec §3.6: adding it is catastrophic).
-            stat1 = ff.zzt - c1
-            stat2 = z.T @ z - c2
-            del c1, c2
+            # Scale of z* (module notes, cause 1): ‖z*‖² = mean(Y²) instead of whatever the
+            # unit-norm scalings give.
+            zsq = float((z * z).sum())
+            zfac = mean_sq / zsq if (z_scale == "mean-square" and zsq > 0) else 1.0
+            stat1 = ff.zzt * zfac if zfac != 1.0 else ff.zzt
+            stat2 = (z.T @ z) * zfac if zfac != 1.0 else z.T @ z
+            if lap_w > 0:
+                c1, c2 = laplace_correction(u1, lam1, u2, lam2)
+                # The reference subtracts the Laplace term (spec §3.6: adding it is catastrophic).
+                stat1 = stat1 - lap_w * c1
+                stat2 = stat2 - lap_w * c2
+                del c1, c2
             e1, v1 = eigh(stat1)
             e2, v2 = eigh(stat2)
             del stat1, stat2
@@ -244,15 +323,22 @@ class MedMagma(GraphMixin):
             delta = float(np.sqrt(dn1**2 / d1**2 + dn2**2 / d2**2))
             rel = float(np.sqrt((dn1 / float(torch.linalg.norm(p1))) ** 2 + (dn2 / float(torch.linalg.norm(p2))) ** 2))
             psi1, psi2, u1, lam1, u2, lam2 = p1, p2, v1, new1, v2, new2
+            # Clearly negative eigenvalues of the cell statistic, relative to its possible rank.
+            neg_stat = int((e1 < -1e-9 * float(e1.abs().max())).sum())
             history.append({
                 "iteration": it + 1, "delta": delta, "rel_change": rel, "flipflop_rounds": ff.rounds,
                 "flipflop_converged": ff.converged,
                 "newton_steps": ff.newton_steps, "mstep_iter": int(m_it),
                 "n_negative_eigs": (int((e1 < 0).sum()), int((e2 < 0).sum())),
+                "z_scale_factor": zfac,
                 "seconds": time.perf_counter() - t0,
             })
             logger.debug("MED-MAGMA iteration %d: delta %.3g rel %.3g", it + 1, delta, rel)
-            if (delta if reference else rel) < tol and (reference or ff.converged):
+            small = small + 1 if rel < tol else 0
+            # Fast mode waits for the flip-flop too, except when Ψ has stopped changing for 3
+            # iterations: with zeros the scalings of rows/columns resting on the zero pattern can
+            # drift for ever (no bounded balancing) without any effect on Ψ.
+            if (delta if reference else rel) < tol and (reference or ff.converged or small >= 3):
                 converged = True
                 break
         bar.close()
@@ -273,30 +359,50 @@ class MedMagma(GraphMixin):
         self.n_features_in_ = d2
         self.fit_seconds_ = time.perf_counter() - t_start
         self.device_ = device
+        self.laplace_weight_ = lap_w
+        self.zero_fraction_ = zero_fraction
         nonnegative = bool((X.data if hasattr(X, "data") and not isinstance(X, np.ndarray) else X).min() >= 0)
-        self._diagnose(nonnegative)
+        self._diagnose(nonnegative, neg_stat)
 
-    def _diagnose(self, applicable: bool) -> None:
+    def _diagnose(self, applicable: bool, neg_stat: int = 0) -> None:
         """Spec §12 item 12: degenerate solutions have mostly positive off-diagonals of Ψ_cells and/or
         eigenvalues at the 1e-6 floor. Computed on the cell axis (where it was observed). The pattern was
         seen on count matrices; on signed data (e.g. the Gaussian synthetic data, whose true precision
         has positive off-diagonals) it is not a failure sign, so the flag is only raised for
-        nonnegative input."""
+        nonnegative input.
+
+        Also flagged: more than half of the leading min(cells, genes) eigenvalues of the last cell
+        statistic S = z*z*ᵀ − w·½C clearly negative. S estimates a second moment (PSD); when the
+        Laplace term swamps the data like this the fit is driven by Ψ alone (measured on real count
+        data: 85-98 % negative on the failing fits, 16-20 % on the paper's synthetic data)."""
         off = self.cell_precision_[~np.eye(self.cell_precision_.shape[0], dtype=bool)]
         pos_frac = float((off > 0).mean())
         floor_frac = float((self.cell_eigenvalues_ <= 1e-6 * (1 + 1e-9)).mean())
-        degenerate = applicable and (pos_frac >= 0.84 or floor_frac >= 0.05)
+        d1 = self.cell_precision_.shape[0]
+        neg_stat_frac = neg_stat / d1
+        degenerate = applicable and (pos_frac >= 0.84 or floor_frac >= 0.05
+                                     or neg_stat > 0.5 * min(d1, self.gene_precision_.shape[0]))
         self.diagnostics_ = {"applicable": applicable,"positive_offdiag_fraction_cells": pos_frac,
                              "eigenvalues_at_floor_fraction_cells": floor_frac,
+                             "negative_statistic_fraction_cells": neg_stat_frac,
+                             "laplace_weight": self.laplace_weight_, "zero_fraction": self.zero_fraction_,
                              "positive_offdiag_fraction_genes": float(
                                  (self.gene_precision_[~np.eye(self.gene_precision_.shape[0], dtype=bool)] > 0).mean())}
         self.degenerate_ = bool(degenerate)
         if degenerate:
+            if self.laplace_weight_ > 0:
+                fix = ("Refit with laplace_weight=0 (drops the Laplace term, the default for data with "
+                       "zeros) and z_scale='mean-square'")
+            elif self.z_scale == "unit" or (self.z_scale is None and self.mode == "reference"):
+                fix = "Refit with z_scale='mean-square' and laplace_weight=0"
+            else:
+                fix = "Try another random_state, or select fewer, more expressed genes"
             warnings.warn(
                 f"MED-MAGMA: the cell precision looks degenerate ({pos_frac:.0%} positive off-diagonals, "
-                f"{floor_frac:.0%} eigenvalues at the floor). On real data this pattern went with cell "
-                "graphs unrelated to cell types; compare with magmap.GmGM and try another random_state "
-                "or mode.", DegenerateSolutionWarning, stacklevel=3)
+                f"{floor_frac:.0%} eigenvalues at the floor, {neg_stat_frac:.0%} of the cell statistic's "
+                "eigenvalues negative). On real data this pattern went with cell graphs "
+                f"unrelated to cell types. {fix}; compare with magmap.GmGM on log1p values.",
+                DegenerateSolutionWarning, stacklevel=3)
 
     def fit_transform(self, X: Any, y: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Fit and return ``(cell_precision_, gene_precision_)``."""
