@@ -82,6 +82,8 @@ def med_magma(
     n_gene_neighbors: int = 10,
     mode: str = "fast",
     zero_handling: str = "one-pass",
+    z_scale: str | None = None,
+    laplace_weight: float | str = "auto",
     max_iter: int = 100,
     tol: float | None = None,
     regularization: float | None = None,
@@ -107,8 +109,9 @@ def med_magma(
         Alternative gene subset: a boolean mask over ``var`` or a list of names / integer indices.
     n_neighbors, n_gene_neighbors
         k of the top-k-per-vertex graphs for cells and genes (symmetrised as M + Mᵀ).
-    mode, zero_handling, max_iter, tol, regularization, device, verbose, random_state
-        See :class:`magmap.MedMagma`.
+    mode, zero_handling, z_scale, laplace_weight, max_iter, tol, regularization, device, verbose, random_state
+        See :class:`magmap.MedMagma` (``laplace_weight="auto"`` drops the Laplace term for count data
+        with zeros, where it otherwise gives degenerate cell graphs).
     allow_negative
         Negative values are rejected by default (they usually mean scaled/centred data was passed
         instead of counts); set True for genuinely signed data (signs are kept by the method).
@@ -140,12 +143,14 @@ def med_magma(
     X = X[:, mask] if not mask.all() else X
     X = check_matrix(X, name="adata.X" if layer is None else f"adata.layers[{layer!r}]",
                      nonnegative=not allow_negative)
-    model = MedMagma(mode=mode, zero_handling=zero_handling, max_iter=max_iter, tol=tol,
+    model = MedMagma(mode=mode, zero_handling=zero_handling, z_scale=z_scale,
+                     laplace_weight=laplace_weight, max_iter=max_iter, tol=tol,
                      regularization=regularization, random_state=random_state, device=device,
                      verbose=verbose).fit(X)
     params = {"layer": layer, "use_highly_variable": use_highly_variable, "n_genes_used": int(mask.sum()),
               "n_gene_neighbors": int(n_gene_neighbors), "mode": mode, "zero_handling": zero_handling,
-              "max_iter": max_iter, "tol": tol, "regularization": regularization, "device": model.device_,
+              "z_scale": z_scale, "laplace_weight": laplace_weight,
+              "laplace_weight_used": model.laplace_weight_, "max_iter": max_iter, "tol": tol, "regularization": regularization, "device": model.device_,
               "random_state": random_state, "n_iter": model.n_iter_, "converged": model.converged_,
               "degenerate": model.degenerate_}
     _write(adata, key_added, model, mask, n_neighbors, n_gene_neighbors, params)
