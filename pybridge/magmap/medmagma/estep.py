@@ -258,6 +258,11 @@ def laplace_correction(
     moments for any γ > 0. With Ψ_ℓ = U_ℓ Diag(λ_ℓ) U_ℓᵀ, blockdiag(A, B) is diagonal in the
     eigenbases and the rest has rank 5, so Woodbury gives Σ with O(d³) matrix products only.
 
+    Validity: T moves every entry of Z. Entries that are zero stay zero on the fiber, so for data
+    with many zeros (counts) this term counts fluctuations that do not exist and, depending on Ψ
+    only, swamps z*z*ᵀ; :class:`~magmap.medmagma.MedMagma` therefore skips it by default for input
+    with zeros (``laplace_weight="auto"``; measurements in the notes of ``estimators.py``).
+
     Parameters
     ----------
     u1, lam1, u2, lam2
