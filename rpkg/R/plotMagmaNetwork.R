@@ -62,3 +62,6 @@ plotMagmaNetwork <- function(x, name = "MedMagma", axis = c("cells", "genes"), c
     if (isTRUE(label)) p <- p + ggplot2::geom_text(data = nodes, ggplot2::aes(x = .data$x, y = .data$y, label = .data$id), size = 2, vjust = -0.6)
     p
 }
+
+# ggplot2's .data pronoun, used in aes() above
+utils::globalVariables(".data")

@@ -141,3 +141,24 @@ test_that("bad input and mismatched genes give errors naming the argument", {
     neg[1, 1] <- -3
     expect_error(calculateRobustUMAP(neg, n_neighbors = 5), "negative values")
 })
+
+test_that("a model trained in Python projects cells in R exactly as Python does", {
+    skip_if_no_python()
+    sce <- example_sce()
+    counts <- SingleCellExperiment::counts(sce)
+    f <- tempfile(fileext = ".magmap")
+    py <- reticulate::py_run_string(paste(
+        "import numpy as np, magmap",
+        "def train_and_project(path):",
+        "    a = magmap.datasets.baron2016_pancreas()",
+        "    m = magmap.RobustUMAP(random_state=3, n_top_genes=300, n_epochs=30, robust_epochs=3, robust_cells=16, n_neighbors=10, verbose=False)",
+        "    m.fit(a[:200])",
+        "    m.save(path)",
+        "    return bytearray(np.ascontiguousarray(m.transform(a[200:]), dtype='<f8').tobytes())", sep = "\n"))
+    raw_emb <- py$train_and_project(f)
+    py_emb <- matrix(readBin(raw_emb, "double", n = 2 * 128), ncol = 2, byrow = TRUE)
+    model <- loadRobustUMAP(f)
+    expect_identical(as.integer(model$manifest$random_state), 3L)
+    r_emb <- projectRobustUMAP(sce[, 201:328], model = model, certify = FALSE)
+    expect_equal(unname(reducedDim(r_emb, "RobustUMAP")), py_emb, tolerance = 1e-6)
+})
