@@ -2,17 +2,18 @@
 
 Python entry points follow scanpy (``magmap.tl.*`` on AnnData) and scikit-learn (estimators with
 ``fit``/``transform``); the R package ``magmap`` calls the same core through ``magmap.r_api``.
+
+Subpackages: :mod:`magmap.medmagma` (MED-MAGMA, GmGM, single-axis), :mod:`magmap.umap` (robust
+parametric UMAP), :mod:`magmap.crown` (bound propagation), :mod:`magmap.robustness` (robin-style
+tests), :mod:`magmap.metrics`, :mod:`magmap.datasets`, :mod:`magmap.io` (R ``.rds`` interchange),
+:mod:`magmap.tl` (scanpy front doors).
 """
 from ._version import __version__
-from . import datasets
-from . import io
-from . import robustness
-from . import crown
-from . import umap
+from . import crown, datasets, io, medmagma, metrics, robustness, tl, umap
+from .medmagma import GmGM, MedMagma, SingleAxis
 from .umap import RobustUMAP
-from . import metrics
-from . import tl
 
-__all__ = ["__version__", "datasets"]
-from . import medmagma
-from .medmagma import MedMagma, GmGM, SingleAxis
+__all__ = [
+    "__version__", "MedMagma", "GmGM", "SingleAxis", "RobustUMAP",
+    "crown", "datasets", "io", "medmagma", "metrics", "robustness", "tl", "umap",
+]

@@ -1,4 +1,5 @@
 """scanpy-style front doors: ``magmap.tl.<method>(adata, *, ..., key_added=..., copy=False)``."""
-__all__: list[str] = []
+from ._medmagma import gmgm, med_magma
 from ._robust_umap import robust_umap, robust_umap_transform
-from ._medmagma import med_magma, gmgm
+
+__all__ = ["med_magma", "gmgm", "robust_umap", "robust_umap_transform"]
