@@ -32,11 +32,23 @@ def test_med_magma_writes_keys_and_leiden_runs(adata):
     assert uns["distances_key"] == f"{key}_distances"
     assert uns["params"]["random_state"] == 1 and "versions" in uns["params"]
     assert adata.var[f"{key}_used"].all()
+    # zeros in the input: "auto" drops the Laplace term, and the params record it
+    assert uns["params"]["laplace_weight"] == "auto" and uns["params"]["laplace_weight_used"] == 0.0
     # the graph is the estimator's graph on the same data and seed
     model = magmap.MedMagma(random_state=1).fit(adata.X)
     assert abs(conn - model.cell_graph(5)).max() < 1e-9 * conn.max()
     sc.tl.leiden(adata, neighbors_key=key, key_added="leiden_mm", flavor="igraph", n_iterations=2)
     assert adata.obs["leiden_mm"].nunique() >= 2
+
+
+@pytest.mark.filterwarnings("ignore::magmap.medmagma.DegenerateSolutionWarning")  # Laplace term forced on zeros
+def test_med_magma_passes_laplace_weight_and_z_scale(adata):
+    out = magmap.tl.med_magma(adata, n_neighbors=5, laplace_weight=1.0, z_scale="unit", max_iter=5, copy=True)
+    params = out.uns["medmagma"]["params"]
+    assert params["laplace_weight_used"] == 1.0 and params["z_scale"] == "unit"
+    model = magmap.MedMagma(laplace_weight=1.0, z_scale="unit", max_iter=5).fit(adata.X)
+    conn = out.obsp["medmagma_connectivities"]
+    assert abs(conn - model.cell_graph(5)).max() < 1e-9 * conn.max()
 
 
 def test_gene_subset_scattered_back(adata):
