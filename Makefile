@@ -25,12 +25,14 @@ test-python:
 test-r:
 	Rscript scripts/run-r-tests.R rpkg/tests/testthat
 
+# R CMD build runs the vignette (it needs the Python side, found through MAGMAP_PYTHON)
 rpkg-build: setup
 	cd rpkg && Rscript -e 'roxygen2::roxygenise()' >/dev/null
 	rm -rf build/rcheck && mkdir -p build/rcheck
-	cd build/rcheck && R CMD build --no-build-vignettes ../../rpkg >/dev/null && ls magmap_*.tar.gz
+	cd build/rcheck && R CMD build ../../rpkg > build.log 2>&1 || { cat build.log; exit 1; }
+	ls build/rcheck/magmap_*.tar.gz
 
-# R CMD check (its testthat suite already ran in test-r, so --no-tests keeps the run short)
+# R CMD check (the testthat suite ran in test-r and the vignette in rpkg-build, so both are skipped here)
 check: rpkg-build
 	cd build/rcheck && _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual --no-tests --ignore-vignettes magmap_*.tar.gz \
 	  || { cat magmap.Rcheck/00check.log; exit 1; }
