@@ -46,23 +46,31 @@ FAST_RIDGE = 1.0 / (2 * 1000)
 #    the data term vanished next to the Laplace term, which depends on Ψ only: S = z*z*ᵀ − ½C was
 #    negative definite on every iteration and Ψ ≈ aI + bC had 100 % positive off-diagonals.
 #    Fix (``z_scale="mean-square"``): rescale z* to ‖z*‖²_F = mean(Y²), i.e. make the reference's
-#    implicit normalisation exact. On dense data this is a no-op in practice (the synthetic AP is
-#    unchanged to 3 decimals); on Baron it alone lifts the same-type edge fraction 0.003 → 0.60.
+#    implicit normalisation exact. On dense data this is nearly a no-op (synthetic edge AP within
+#    0.002 of before, benchmarks/results/medmagma_accuracy.json); on Baron it alone lifts the
+#    same-type edge fraction 0.003 → 0.60.
 # 2. The z*-free Laplace term assumes every entry moves along the fiber (tangent directions
 #    T = α1ᵀ + 1βᵀ, spec §3.4). Entries that are zero stay zero on the fiber, so with many zeros the
-#    term counts fluctuations that do not exist. Measured: with it, 40-98 % of the eigenvalues of
-#    the cell statistic are negative (synthetic dense data: 16-20 %) and graphs on two of four
-#    datasets are unrelated to the labels (scVelo pancreas 0.16, Yan 0.02 same-type fraction);
-#    without it all four beat or match GmGM on log1p. ``laplace_weight="auto"`` therefore applies
-#    the reference's term in full to data without zeros (where it was derived and where it is worth
-#    ~0.07-0.1 AP on the paper's synthetic data) and drops it when the input has zeros, where the
-#    E-step becomes the mode plug-in z*z*ᵀ (PSD, the plain Laplace/EM "mode" approximation).
+#    term counts fluctuations that do not exist. Measured (with the scale fix): with the term,
+#    40-98 % of the eigenvalues of the cell statistic are negative (synthetic dense data: 16-20 %);
+#    same-type edge fraction with / without it: Baron 0.60 / 0.63, CellBench 0.79 / 0.94, scVelo
+#    pancreas 0.16 / 0.72, Yan 0.02 / 0.82 (GmGM on log1p: 0.65, 0.59, 0.57, 0.64).
+#    ``laplace_weight="auto"`` therefore applies the reference's term in full to data without zeros
+#    (where it was derived, and where it is worth 0.06-0.1 AP on the paper's synthetic data) and
+#    drops it when the input has zeros: the E-step statistic is then the mode plug-in z*z*ᵀ (PSD;
+#    the plain "mode" EM, which the paper's own ablation puts only ~0.07 AP below the corrected one
+#    on dense data). Without the term the fixed point did not depend on the initialisation (seeds
+#    0, 1, 2 give identical graphs on all four datasets), so multi-start brings nothing here; an
+#    approximate marginal likelihood to rank starts is not available in closed form.
 #    Tried and rejected (same benchmark): input transforms (log1p, normalised counts, +1
-#    pseudo-count: all still degenerate); iterated zero handling (no change); PSD-clipping the
-#    statistics (directions with negative statistic get huge λ and dominate Ψ); damping the term to
-#    keep ≤ 25 % negative eigenvalues (fine on three datasets, unstable on the fourth); a zero-masked
-#    version of the term (T∘mask, exact with no zeros; Yan stays poor, and its dense (d₁+d₂)² solve
-#    does not scale).
+#    pseudo-count: all still degenerate); iterated zero handling (no change); a scale-matched
+#    initial Ψ (mode EM on the quotient; alone 0.47 on Baron, not needed with the scale fix);
+#    PSD-clipping the statistics (directions with negative statistic get huge λ and dominate Ψ);
+#    damping the term to keep ≤ 25 % negative eigenvalues (fine on three datasets, unstable on
+#    the fourth); a zero-masked version of the term (T∘mask, exact with no zeros; Yan stays at
+#    0.32, and its dense (d₁+d₂)² solve does not scale). Honest limits: "auto" is a switch on the
+#    presence of zeros (a matrix with a handful of zeros loses the term; pass laplace_weight=1 to
+#    keep it), and on Baron MED-MAGMA is slightly below GmGM (AMI 0.52 vs 0.58).
 
 
 class DegenerateSolutionWarning(UserWarning):
