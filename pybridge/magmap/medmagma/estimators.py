@@ -58,7 +58,7 @@ FAST_RIDGE = 1.0 / (2 * 1000)
 #    ``laplace_weight="auto"`` therefore applies the reference's term in full to data without zeros
 #    (where it was derived, and where it is worth 0.06-0.1 AP on the paper's synthetic data) and
 #    drops it when the input has zeros: the E-step statistic is then the mode plug-in z*z*ᵀ (PSD;
-#    the plain "mode" EM, which the paper's own ablation puts only ~0.07 AP below the corrected one
+#    the plain "mode" EM, which the spec's ablation (§3.6) puts ~0.07 AP below the corrected one
 #    on dense data). Without the term the fixed point did not depend on the initialisation (seeds
 #    0, 1, 2 give identical graphs on all four datasets), so multi-start brings nothing here; an
 #    approximate marginal likelihood to rank starts is not available in closed form.
