@@ -8,7 +8,7 @@ export MAGMAP_SHARED ?= $(abspath $(CURDIR)/../shared)
 # one BLAS/OpenMP thread pool per process keeps 2-core machines responsive when R and Python both run
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup demo test test-python test-r check rpkg-build clean
+.PHONY: setup demo test test-python test-r check rpkg-build vignettes clean
 
 setup:
 	bash scripts/sync-python.sh
@@ -37,6 +37,12 @@ check: rpkg-build
 	cd build/rcheck && _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual --no-tests --ignore-vignettes magmap_*.tar.gz \
 	  || { cat magmap.Rcheck/00check.log; exit 1; }
 	@! grep -qE "^\* .*(ERROR|WARNING)" build/rcheck/magmap.Rcheck/00check.log || { cat build/rcheck/magmap.Rcheck/00check.log; exit 1; }
+
+# the notebooks in vignettes/ (Python and R chunks in one document) -> build/vignettes/*.html
+vignettes: setup
+	mkdir -p build/vignettes
+	for f in vignettes/*.Rmd; do \
+	  Rscript -e "rmarkdown::render('$$f', output_dir = 'build/vignettes', quiet = TRUE)" || exit 1; done
 
 clean:
 	rm -rf build demo_results rpkg/inst/python
