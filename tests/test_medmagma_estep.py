@@ -111,3 +111,43 @@ def test_laplace_correction_identity_value():
     e1, _ = laplace_correction(torch.eye(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64),
                                torch.eye(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64))
     assert float(torch.trace(e1)) == pytest.approx(49.5, rel=1e-10)
+
+
+def test_flipflop_shortcuts_match_the_plain_computation():
+    """Closed form for diagonal Ψ (first EM iteration), the Gram hint and z*ᵀz*: same numbers."""
+    rng = np.random.default_rng(3)
+    d1, d2 = 7, 9
+    y = T(rng.normal(size=(d1, d2)))
+    s1, s2 = T(rng.random(d1) + 0.1), T(rng.random(d2) + 0.1)
+    # diagonal Ψ: closed form vs Newton (a tiny off-diagonal disables the shortcut)
+    p1, p2 = T(np.diag(rng.random(d1) + 0.5)), T(np.diag(rng.random(d2) + 0.5))
+    eps1, eps2 = p1.clone(), p2.clone()
+    eps1[0, 1] = eps1[1, 0] = 1e-300
+    fast = flipflop(p1, p2, y, s1, s2, max_rounds=3, return_ztz=True)
+    slow = flipflop(eps1, eps2, y, s1, s2, max_rounds=3, return_ztz=True)
+    assert fast.newton_steps == 0 and slow.newton_steps > 0
+    np.testing.assert_allclose(fast.s1.numpy(), slow.s1.numpy(), rtol=1e-8)
+    np.testing.assert_allclose(fast.zzt.numpy(), slow.zzt.numpy(), rtol=1e-7)
+    # general Ψ: the Gram hint and the returned z*ᵀz*
+    p1, p2 = T(random_pd(d1, rng)), T(random_pd(d2, rng))
+    a = flipflop(p1, p2, y, s1, s2, max_rounds=1, return_ztz=True)
+    z = (a.s1[:, None] * y * a.s2[None, :]).numpy()
+    np.testing.assert_allclose(a.zzt.numpy(), z @ z.T, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(a.ztz.numpy(), z.T @ z, rtol=1e-12, atol=1e-15)
+    b = flipflop(p1, p2, y, a.s1, a.s2, max_rounds=1, gram2=a.gram2)
+    c = flipflop(p1, p2, y, a.s1, a.s2, max_rounds=1)
+    np.testing.assert_allclose(b.s1.numpy(), c.s1.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(b.s2.numpy(), c.s2.numpy(), rtol=1e-10)
+
+
+def test_subtract_laplace_in_place_matches_laplace_correction():
+    from magmap.medmagma.estep import subtract_laplace
+    rng = np.random.default_rng(4)
+    l1, u1 = np.linalg.eigh(random_pd(6, rng))
+    l2, u2 = np.linalg.eigh(random_pd(8, rng))
+    e1, e2 = laplace_correction(T(u1), T(l1), T(u2), T(l2))
+    s1, s2 = T(random_pd(6, rng)), T(random_pd(8, rng))
+    x1, x2 = s1 - 0.7 * e1, s2 - 0.7 * e2
+    subtract_laplace(s1, s2, T(u1), T(l1), T(u2), T(l2), 0.7)
+    np.testing.assert_allclose(s1.numpy(), x1.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(s2.numpy(), x2.numpy(), rtol=1e-12, atol=1e-12)

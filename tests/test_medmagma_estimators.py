@@ -143,3 +143,22 @@ def test_device_and_threads_arguments():
             magmap.MedMagma(device="cuda").fit(d.X)
     with pytest.raises(ValueError, match="n_threads"):
         magmap.MedMagma(n_threads=0).fit(d.X)
+
+
+def test_fast_mode_speedups_keep_the_fixed_point(fitted100, data100):
+    """One flip-flop round per EM iteration, the first iteration without the Laplace term and the
+    geometric-tail stopping rule only change the path: a tightly converged fit with the exact
+    E-step (many flip-flop rounds) lands on the same Ψ."""
+    tight = magmap.MedMagma(random_state=1, tol=1e-10, max_flipflop=50, max_iter=300).fit(data100.X)
+    for a, b in ((fitted100.cell_precision_, tight.cell_precision_),
+                 (fitted100.gene_precision_, tight.gene_precision_)):
+        assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-5
+    h = fitted100.history_
+    assert h[-1]["distance_estimate"] < 1e-6 and h[0]["newton_steps"] == 0  # closed form at Ψ = I
+
+
+def test_distance_estimate():
+    from magmap.medmagma.estimators import _distance_estimate
+    assert _distance_estimate([1e-3]) == 1e-3
+    assert _distance_estimate([1e-2, 2.5e-3, 6.25e-4]) == pytest.approx(6.25e-4 * 0.25 / 0.75)
+    assert _distance_estimate([1e-2, 9e-3, 8.1e-3]) == 8.1e-3  # slow: the change itself

@@ -19,22 +19,41 @@ import torch
 
 logger = logging.getLogger("magmap")
 
-__all__ = ["q_tilde", "solve_product_one", "flipflop", "laplace_correction", "FlipFlopResult"]
+__all__ = ["q_tilde", "solve_product_one", "flipflop", "laplace_correction", "subtract_laplace",
+           "FlipFlopResult"]
 
 
 def q_tilde(psi_a: torch.Tensor, psi_b: torch.Tensor, y: torch.Tensor, s_b: torch.Tensor,
-            *, return_gram: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+            *, return_gram: bool = False, gram: torch.Tensor | None = None
+            ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Quadratic form Q̃ of one flip-flop half: ``s_aᵀ Q̃ s_a = tr(ZᵀΨ_aZ) + tr(ZΨ_bZᵀ)``.
 
     ``y`` is oriented with axis *a* in rows (pass ``Y`` for cells, ``Yᵀ`` for genes) and ``s_b`` is the
     fixed scaling of the other axis; ``Q̃ = Ψ_a ∘ (WWᵀ) + Diag(diag(WΨ_bWᵀ))`` with ``W = y Diag(s_b)``.
-    With ``return_gram`` also returns WWᵀ (reused for z*z*ᵀ, saving a d×d×d product).
+    With ``return_gram`` also returns WWᵀ (reused for z*z*ᵀ, saving a d×d×d product). ``gram``: WWᵀ
+    when the caller already has it (saves that product).
     """
     w = y * s_b[None, :]
-    gram = w @ w.T
+    if gram is None:
+        gram = w @ w.T
     q = psi_a * gram
     q.diagonal().add_(((w @ psi_b) * w).sum(dim=1))
     return (q, gram) if return_gram else q
+
+
+def _is_diagonal(a: torch.Tensor) -> bool:
+    """True when the square matrix ``a`` has no nonzero off-diagonal entry (e.g. Ψ = I at the start)."""
+    return int(torch.count_nonzero(a)) == int(torch.count_nonzero(a.diagonal()))
+
+
+def _solve_diagonal(qd: torch.Tensor) -> torch.Tensor | None:
+    """Closed form of :func:`solve_product_one` for a diagonal Q̃ = Diag(qd), qd > 0: the problem
+    min Σ qᵢsᵢ² s.t. ∏s = 1 is strictly convex in log s, KKT qᵢsᵢ² = const gives
+    sᵢ = exp(mean(½log q))/√qᵢ. ``None`` when some qᵢ ≤ 0 (the caller falls back to Newton)."""
+    if float(qd.min()) <= 0:
+        return None
+    half_log = 0.5 * torch.log(qd)
+    return torch.exp(half_log.mean() - half_log)
 
 
 def solve_product_one(
@@ -191,6 +210,8 @@ class FlipFlopResult:
     rounds: int
     newton_steps: int
     converged: bool
+    ztz: torch.Tensor | None = None  # z*ᵀz* (with ``return_ztz=True``)
+    gram2: torch.Tensor | None = None  # Yᵀ Diag(s1²) Y for the returned s1 (a hint for the next call)
 
 
 def flipflop(
@@ -205,6 +226,8 @@ def flipflop(
     tol: float = 1e-3,
     sub_tol: float = 1e-9,
     sub_method: str = "auto",
+    gram2: torch.Tensor | None = None,
+    return_ztz: bool = False,
 ) -> FlipFlopResult:
     """Mode z* = Diag(s1) Y Diag(s2) of φ on the fiber by alternating the two product-one problems.
 
@@ -216,35 +239,69 @@ def flipflop(
     ``warm_start=False`` restarts each sub-problem from s = 1 and keeps the reference's convergence test
     (which compares unit-norm inputs with product-one outputs); ``warm_start=True`` starts each
     sub-problem from the previous solution and rescales the inputs to product one first.
+
+    Shortcuts (same results, fewer operations): when Ψ₁ and Ψ₂ are both diagonal (Ψ = I on the first
+    EM iteration) Q̃ is diagonal and each half has a closed form; ``gram2`` = Yᵀ Diag(s1²) Y for the
+    given ``s1`` (any scale; e.g. ``gram2`` of the previous call's result) saves the first genes Gram
+    product. ``return_ztz`` also returns z*ᵀz* and its Gram (``gram2`` of the result).
     """
+    s1_in = s1
     if warm_start:
         # Compare like with like: the inputs are unit-norm, the sub-solvers return product-one
         # vectors. (The reference compares the two normalisations, forcing a second round.)
         s1 = s1 / torch.exp(torch.log(s1).mean())
         s2 = s2 / torch.exp(torch.log(s2).mean())
+    diagonal = _is_diagonal(psi1) and _is_diagonal(psi2)
     prev1, prev2 = s1, s2
     steps = 0
     converged = False
     rounds = 0
     yt = y.T
+    gram1 = None
+    # Gram hint for the first genes half: Yᵀ Diag(s1²) Y scales with the square of s1's scale.
+    g2 = None if gram2 is None else gram2 * float((s1 @ s1) / (s1_in @ s1_in))
     for rounds in range(1, max_rounds + 1):
-        new2, n2 = solve_product_one(q_tilde(psi2, psi1, yt, prev1),
-                                     torch.log(prev2) if warm_start else None, tol=sub_tol,
-                                     method=sub_method)
-        q1, gram1 = q_tilde(psi1, psi2, y, new2, return_gram=True)
-        new1, n1 = solve_product_one(q1,
-                                     torch.log(prev1) if warm_start else None, tol=sub_tol,
-                                     method=sub_method)
+        new2 = n2 = None
+        if diagonal:
+            # Q̃ = Diag(ψ₂ ∘ colsum(W²) + colsum(W²Ψ₁)) with W = Diag(s1)Y: no d×d×d product.
+            w2 = (y * prev1[:, None]) ** 2
+            new2 = _solve_diagonal(psi2.diagonal() * w2.sum(0) + psi1.diagonal() @ w2)
+            n2 = 0
+        if new2 is None:
+            new2, n2 = solve_product_one(q_tilde(psi2, psi1, yt, prev1, gram=g2),
+                                         torch.log(prev2) if warm_start else None, tol=sub_tol,
+                                         method=sub_method)
+        g2 = None
+        new1 = n1 = None
+        if diagonal:
+            w1 = (y * new2[None, :]) ** 2
+            new1 = _solve_diagonal(psi1.diagonal() * w1.sum(1) + w1 @ psi2.diagonal())
+            n1 = 0
+            gram1 = None
+        if new1 is None:
+            q1, gram1 = q_tilde(psi1, psi2, y, new2, return_gram=True)
+            new1, n1 = solve_product_one(q1,
+                                         torch.log(prev1) if warm_start else None, tol=sub_tol,
+                                         method=sub_method)
         steps += n1 + n2
         done = float((new1 - prev1).abs().sum()) < tol and float((new2 - prev2).abs().sum()) < tol
         prev1, prev2 = new1, new2
         if done:
             converged = True
             break
-    s1n, s2n = prev1 / torch.linalg.norm(prev1), prev2 / torch.linalg.norm(prev2)
+    n1sq, n2sq = float(prev1 @ prev1), float(prev2 @ prev2)
+    s1n, s2n = prev1 / n1sq**0.5, prev2 / n2sq**0.5
+    if gram1 is None:
+        w = y * prev2[None, :]
+        gram1 = w @ w.T
     # z*z*ᵀ = Diag(s1) Y Diag(s2²) Yᵀ Diag(s1) and gram1 = Y Diag(new2²) Yᵀ with s2n = new2/‖new2‖.
-    zzt = gram1 * torch.outer(s1n, s1n) / float(prev2 @ prev2)
-    return FlipFlopResult(s1n, s2n, zzt, rounds, steps, converged)
+    zzt = gram1.mul_(torch.outer(s1n, s1n)).div_(n2sq)
+    ztz = gram_out = None
+    if return_ztz:
+        w = yt * s1n[None, :]
+        gram_out = w @ w.T  # Yᵀ Diag(s1n²) Y
+        ztz = gram_out * torch.outer(s2n, s2n)
+    return FlipFlopResult(s1n, s2n, zzt, rounds, steps, converged, ztz, gram_out)
 
 
 def laplace_correction(
@@ -273,6 +330,34 @@ def laplace_correction(
     e1, e2
         d₁×d₁ and d₂×d₂ matrices to subtract from z*z*ᵀ and z*ᵀz*.
     """
+    parts = _laplace_parts(u1, lam1, u2, lam2)
+    if parts is None:
+        return _laplace_dense(u1, lam1, u2, lam2)
+    e1, e2 = (torch.addmm(lr @ (k @ lr.T), u / den, u.T, alpha=scale) for u, den, scale, lr, k in parts)
+    return e1, e2
+
+
+def subtract_laplace(stat1: torch.Tensor, stat2: torch.Tensor, u1: torch.Tensor, lam1: torch.Tensor,
+                     u2: torch.Tensor, lam2: torch.Tensor, weight: float = 1.0) -> None:
+    """In place: ``stat1 -= weight·E[TTᵀ]``, ``stat2 -= weight·E[TᵀT]`` (:func:`laplace_correction`).
+
+    Same numbers, without the two d×d intermediates: per axis one d×d×d product accumulated into the
+    statistic (``addmm_``) plus a rank-7 update.
+    """
+    parts = _laplace_parts(u1, lam1, u2, lam2)
+    if parts is None:
+        e1, e2 = _laplace_dense(u1, lam1, u2, lam2)
+        stat1.sub_(e1, alpha=weight)
+        stat2.sub_(e2, alpha=weight)
+        return
+    for stat, (u, den, scale, lr, k) in zip((stat1, stat2), parts):
+        stat.addmm_(u / den, u.T, alpha=-weight * scale)
+        stat.addmm_(lr, k @ lr.T, alpha=-weight)
+
+
+def _laplace_parts(u1, lam1, u2, lam2):
+    """Factors of E[TTᵀ] = d₂·U₁Diag(1/a)U₁ᵀ + L₁K₁L₁ᵀ (rank-7 L₁) and likewise for E[TᵀT]:
+    ``[(U₁, a, d₂, L₁, K₁), (U₂, b, d₁, L₂, K₂)]``; ``None`` when A or B is (near) singular."""
     dt, dev = u1.dtype, u1.device
     d1, d2 = u1.shape[0], u2.shape[0]
     one1 = torch.ones(d1, dtype=dt, device=dev)
@@ -285,7 +370,7 @@ def laplace_correction(
     b = d1 * lam2 + sum1
     amin, bmin = float(a.abs().min()), float(b.abs().min())
     if amin <= 1e-12 * float(a.abs().max()) or bmin <= 1e-12 * float(b.abs().max()):
-        return _laplace_dense(u1, lam1, u2, lam2)
+        return None
     gamma = float(torch.cat([a, b]).abs().mean())
     z1 = torch.zeros(d1, dtype=dt, device=dev)
     z2 = torch.zeros(d2, dtype=dt, device=dev)
@@ -300,14 +385,21 @@ def laplace_correction(
     m = torch.linalg.inv(g)
     xa = u1 @ (wa_t / a[:, None])  # A⁻¹W_α (d1×5)
     xb = u2 @ (wb_t / b[:, None])
-    s_aa = (u1 / a[None, :]) @ u1.T - xa @ m @ xa.T
-    s_bb = (u2 / b[None, :]) @ u2.T - xb @ m @ xb.T
+    # Σ_αα = A⁻¹ − xa M xaᵀ, Σ_ββ = B⁻¹ − xb M xbᵀ, Σ_αβ = −xa M xbᵀ.
     sig1 = -(xa @ (m @ (xb.T @ one2)))  # Σ_αβ 1
     sig2 = -(xb @ (m.T @ (xa.T @ one1)))  # Σ_αβᵀ 1
-    tr_aa, tr_bb = torch.trace(s_aa), torch.trace(s_bb)
-    e1 = d2 * s_aa + sig1[:, None] + sig1[None, :] + tr_bb
-    e2 = d1 * s_bb + sig2[:, None] + sig2[None, :] + tr_aa
-    return e1, e2
+    tr_aa = float((1.0 / a).sum() - ((xa @ m) * xa).sum())  # tr Σ_αα (U₁ orthogonal)
+    tr_bb = float((1.0 / b).sum() - ((xb @ m) * xb).sum())
+    # E[TTᵀ] = d₂Σ_αα + sig1 1ᵀ + 1 sig1ᵀ + tr(Σ_ββ) 11ᵀ = d₂A⁻¹ + L₁K₁L₁ᵀ, L₁ = [xa, sig1, 1].
+    parts = []
+    for u, den, scale, x, sig, one, tr in ((u1, a, d2, xa, sig1, one1, tr_bb), (u2, b, d1, xb, sig2, one2, tr_aa)):
+        lr = torch.cat([x, sig[:, None], one[:, None]], dim=1)
+        k = torch.zeros(7, 7, dtype=dt, device=dev)
+        k[:5, :5] = -scale * m
+        k[5, 6] = k[6, 5] = 1.0
+        k[6, 6] = tr
+        parts.append((u, den, scale, lr, k))
+    return parts
 
 
 def _laplace_dense(u1, lam1, u2, lam2):
