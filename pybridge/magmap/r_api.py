@@ -176,6 +176,18 @@ def med_magma(
     return encode(_graphs_from_adata(adata, "graph"))
 
 
+def _umap_input(x: Any, feature_names: Any) -> Any:
+    """The matrix from R, wrapped in an AnnData when feature names came along (genes align by name)."""
+    import anndata as ad
+    import pandas as pd
+
+    X = decode(x)
+    names = decode(feature_names)
+    if names is None:
+        return X
+    return ad.AnnData(X=X, var=pd.DataFrame(index=[str(n) for n in names]))
+
+
 def _umap_result(model: Any, X: Any, embedding: Any, certify: bool) -> dict[str, Any]:
     import numpy as np
 
@@ -202,16 +214,9 @@ def robust_umap(
     per-cell ``certified_box`` (box area relative to the embedding's extent), the ``model`` as bytes
     (the same bytes :meth:`~magmap.RobustUMAP.save` writes) and its ``manifest``.
     """
-    import anndata as ad
-    import pandas as pd
-
     from .umap import RobustUMAP
 
-    X = decode(x)
-    names = decode(feature_names)
-    data: Any = X
-    if names is not None:
-        data = ad.AnnData(X=X, var=pd.DataFrame(index=[str(n) for n in names]))
+    data = _umap_input(x, feature_names)
     model = RobustUMAP(input_type=input_type, random_state=None if seed is None else int(seed),
                        **(decode(options) or {})).fit(data)
     out = _umap_result(model, data, model.embedding_, bool(certify))
@@ -226,17 +231,10 @@ def robust_umap(
 def robust_umap_project(model: Any, x: Any, feature_names: Any = None, certify: bool = True,
                         missing_genes: str = "error") -> dict[str, Any]:
     """Project cells × features data from R with a model given as bytes; embedding + certified boxes."""
-    import anndata as ad
-    import pandas as pd
-
     from .umap import RobustUMAP
 
     fitted = RobustUMAP.from_bytes(bytes(model))
-    X = decode(x)
-    names = decode(feature_names)
-    data: Any = X
-    if names is not None:
-        data = ad.AnnData(X=X, var=pd.DataFrame(index=[str(n) for n in names]))
+    data = _umap_input(x, feature_names)
     out = _umap_result(fitted, data, fitted.transform(data, missing_genes=missing_genes), bool(certify))
     return encode(out)
 
