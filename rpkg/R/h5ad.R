@@ -11,8 +11,9 @@
 #'   are often better called `"counts"`).
 #' @return A SingleCellExperiment; `metadata()$uns` holds the scalar entries of `uns`.
 #' @examples
-#' \dontrun{
-#' sce <- h5adToSCE(magmapExampleData(path = TRUE), X.name = "counts")
+#' if (magmapAvailable()) {
+#'     sce <- h5adToSCE(magmapExampleData(path = TRUE), X.name = "counts")
+#'     sce
 #' }
 #' @export
 h5adToSCE <- function(path, X.name = "X") {
@@ -44,9 +45,9 @@ h5adToSCE <- function(path, X.name = "X") {
 #' @param path If `TRUE`, return the path of the `.h5ad` file instead of the object.
 #' @return A SingleCellExperiment with a sparse `counts` assay, or a file path.
 #' @examples
-#' \dontrun{
-#' sce <- magmapExampleData()
-#' table(sce$cell_type)
+#' if (magmapAvailable()) {
+#'     sce <- magmapExampleData()
+#'     table(sce$cell_type)
 #' }
 #' @export
 magmapExampleData <- function(path = FALSE) {

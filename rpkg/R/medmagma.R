@@ -38,11 +38,13 @@
 #'   `dgCMatrix`), `genes` (a genes x genes `dgCMatrix` over all genes), `genes.used` (logical) and
 #'   `params`. `runMedMagma()` and `runGmGM()`: `x` with the slots described above.
 #' @examples
-#' \dontrun{
-#' sce <- magmapExampleData()
-#' hvg <- order(-Matrix::rowSums(counts(sce) > 0))[1:300]
-#' sce <- runMedMagma(sce, subset.row = hvg, k = 10, seed = 1)
-#' colPair(sce, "MedMagma")
+#' if (magmapAvailable()) {
+#'     sce <- scuttle::logNormCounts(magmapExampleData())
+#'     hvg <- order(-apply(logcounts(sce), 1, var))[1:200]
+#'     sce <- runMedMagma(sce, subset.row = hvg, k = 10, seed = 1)
+#'     colPair(sce, "MedMagma")
+#'     sce <- runGmGM(sce, subset.row = hvg, seed = 1)
+#'     metadata(sce)$GmGM$n_genes_used
 #' }
 #' @name runMedMagma
 NULL

@@ -13,9 +13,11 @@
 #' @param seed Seed of the layout.
 #' @return A ggplot object.
 #' @examples
-#' \dontrun{
-#' sce <- runGmGM(scuttle::logNormCounts(magmapExampleData()), subset.row = 1:200)
-#' plotMagmaNetwork(sce, "GmGM", colour_by = "cell_type")
+#' if (magmapAvailable()) {
+#'     sce <- scuttle::logNormCounts(magmapExampleData())
+#'     hvg <- order(-apply(logcounts(sce), 1, var))[1:200]
+#'     sce <- runGmGM(sce, subset.row = hvg, seed = 1)
+#'     plotMagmaNetwork(sce, "GmGM", colour_by = "cell_type")
 #' }
 #' @export
 plotMagmaNetwork <- function(x, name = "MedMagma", axis = c("cells", "genes"), colour_by = NULL,

@@ -19,9 +19,9 @@
 #'   the versions of magmap and its Python dependencies, and the device (`"cpu"` or `"cuda"`)
 #'   that `device = "auto"` selects.
 #' @examples
-#' \dontrun{
-#' magmapPython()
-#' options(magmap.python = "/path/to/venv/bin/python")
+#' if (magmapAvailable()) {
+#'     magmapPython()
+#'     magmapConfig()$versions$magmap
 #' }
 #' @seealso [installMagmapPython()]
 #' @export
@@ -106,6 +106,14 @@ magmapPython <- function() {
         stop(simpleError(.python_message(result), call = sys.call(-1L)))
     }
     .from_py(result)
+}
+
+#' @rdname magmapPython
+#' @return `magmapAvailable()` returns `TRUE` when the Python side can be used (it is imported on
+#'   the first call), `FALSE` otherwise, without an error.
+#' @export
+magmapAvailable <- function() {
+    isTRUE(tryCatch({ .r_api(); TRUE }, error = function(e) FALSE))
 }
 
 #' @rdname magmapPython

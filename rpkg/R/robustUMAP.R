@@ -43,9 +43,11 @@
 #'   so `saveRDS(x)` keeps a working model. For Seurat: a `DimReduc` named `name` holding the model
 #'   in its `misc`, and a `meta.data` column with the boxes.
 #' @examples
-#' \dontrun{
-#' sce <- runRobustUMAP(magmapExampleData(), seed = 1)
-#' scater::plotReducedDim(sce, "RobustUMAP", colour_by = "cell_type")
+#' if (magmapAvailable()) {
+#'     # a short training budget keeps the example quick; the defaults train longer
+#'     sce <- runRobustUMAP(magmapExampleData(), seed = 1, ntop = 300, n_epochs = 30,
+#'         python.args = list(robust_epochs = 3L))
+#'     scater::plotReducedDim(sce, "RobustUMAP", colour_by = "cell_type")
 #' }
 #' @seealso [projectRobustUMAP()], [saveRobustUMAP()]
 #' @name runRobustUMAP
@@ -248,11 +250,14 @@ print.RobustUMAPModel <- function(x, ...) {
 #'   `colData(x)[[paste0(name, ".certified_box")]]`; otherwise a list with `embedding` and
 #'   `certified.box`. `saveRobustUMAP()`: the path, invisibly. `loadRobustUMAP()`: a `RobustUMAPModel`.
 #' @examples
-#' \dontrun{
-#' ref <- runRobustUMAP(magmapExampleData()[, 1:200], seed = 1)
-#' query <- projectRobustUMAP(magmapExampleData()[, 201:328], model = ref)
-#' saveRobustUMAP(metadata(ref)$RobustUMAP$model, "pancreas.magmap")
-#' m <- loadRobustUMAP("pancreas.magmap")
+#' if (magmapAvailable()) {
+#'     sce <- magmapExampleData()
+#'     ref <- runRobustUMAP(sce[, 1:200], seed = 1, ntop = 300, n_epochs = 30,
+#'         python.args = list(robust_epochs = 3L))
+#'     query <- projectRobustUMAP(sce[, 201:328], model = ref)
+#'     path <- tempfile(fileext = ".magmap")
+#'     saveRobustUMAP(ref, path)
+#'     loadRobustUMAP(path)
 #' }
 #' @export
 projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_dimred = NULL, transposed = FALSE,

@@ -30,11 +30,13 @@
 #'   mean curves, lower = more stable), `labels`, `levels`, `backend` (`"python"` or `"robin"`) and
 #'   `params` (seed, method, measure, versions). `plot()` draws the two mean curves.
 #' @examples
-#' \dontrun{
-#' sce <- runMedMagma(magmapExampleData(), subset.row = 1:500)
-#' res <- robinRobustness(sce, name = "MedMagma", axis = "cells", method = "leiden")
-#' res$bayes_factor
-#' plot(res)
+#' if (magmapAvailable()) {
+#'     sce <- scuttle::logNormCounts(magmapExampleData())
+#'     hvg <- order(-apply(logcounts(sce), 1, var))[1:200]
+#'     sce <- runMedMagma(sce, subset.row = hvg, seed = 1)
+#'     res <- robinRobustness(sce, name = "MedMagma", axis = "cells", method = "leiden", seed = 1)
+#'     res
+#'     plot(res)
 #' }
 #' @export
 robinRobustness <- function(x, name = NULL, axis = c("cells", "genes"), method = "louvain",

@@ -12,9 +12,9 @@
 #'   `is_integer`, `library_size`, `genes_per_cell`, `empty_genes` and `label_counts`) and
 #'   `per_cell`, a data.frame with `library_size` and `n_genes_detected` per cell.
 #' @examples
-#' \dontrun{
-#' sce <- scuttle::mockSCE()
-#' summarizeCounts(sce, labels = "Treatment")$summary$sparsity
+#' if (magmapAvailable()) {
+#'     sce <- scuttle::mockSCE()
+#'     summarizeCounts(sce, labels = "Treatment")$summary$sparsity
 #' }
 #' @export
 summarizeCounts <- function(x, assay.type = "counts", labels = NULL) {
