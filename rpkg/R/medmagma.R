@@ -22,14 +22,15 @@
 #' @param subset.row Genes to use: indices, names or a logical vector; `NULL` uses all genes.
 #' @param k Edges kept per vertex: one number for both networks, or `c(cells, genes)`.
 #' @param mode MED-MAGMA: `"fast"` (default) or `"reference"` (the published implementation's
-#'   behaviour, for parity). GmGM: `"paper"` or `"mle"`.
+#'   behaviour, for parity). GmGM: `"paper"` (the published baseline) or `"exact"` (unregularised MLE).
 #' @param zero.handling `"one-pass"` (the paper's quotient) or `"iterated"` (exactly invariant to
 #'   the noise when there are zeros).
 #' @param max.iter Maximum EM iterations.
 #' @param skeptic GmGM only: use the nonparanormal skeptic.
 #' @param seed Seed; `NULL` draws one from R's RNG, so `set.seed()` controls the result.
 #' @param device `"auto"` (GPU when present), `"cpu"` or `"cuda"`.
-#' @param verbose Show progress over EM iterations.
+#' @param verbose Show progress (R messages and Python progress bars); default: the option
+#'   `magmap.verbose`, else `TRUE` in interactive sessions. `suppressMessages()` silences the R part.
 #' @param python.args A named list of further arguments for `magmap.tl.med_magma` / `magmap.tl.gmgm`.
 #' @param assay.type Assay to use (raw or normalised counts, not log-transformed).
 #' @param name Name of the stored graphs and metadata entry.
@@ -84,11 +85,13 @@ setGeneric("calculateGmGM", function(x, ...) standardGeneric("calculateGmGM"))
     rep_len(as.integer(k), 2L)
 }
 
-.calculate_graphs <- function(x, method, subset.row, k, seed, options) {
+.calculate_graphs <- function(x, method, subset.row, k, seed, options, verbose = isTRUE(options$verbose)) {
     if (ncol(x) < 3L) stop(sprintf("`x` has %d cell(s); at least 3 are needed.", ncol(x)), call. = FALSE)
     k <- .check_k(k)
     seed <- .resolve_seed(seed)
     mask <- .subset_mask(subset.row, nrow(x), rownames(x))
+    .progress(verbose, "magmap: %s on %d cells x %d genes (seed %d)", if (method == "gmgm") "GmGM" else "MED-MAGMA",
+        ncol(x), if (is.null(mask)) nrow(x) else sum(mask), seed)
     out <- .py_call("med_magma", .assay_to_py(x), method, .to_py(mask), k[1], k[2], seed, .to_py(options))
     dimnames(out$cells) <- list(colnames(x), colnames(x))
     dimnames(out$genes) <- list(rownames(x), rownames(x))
@@ -105,7 +108,7 @@ setGeneric("calculateGmGM", function(x, ...) standardGeneric("calculateGmGM"))
 #' @export
 setMethod("calculateMedMagma", "ANY", function(x, subset.row = NULL, k = 10L, mode = c("fast", "reference"),
     zero.handling = c("one-pass", "iterated"), max.iter = 100L, seed = NULL, device = "auto",
-    verbose = FALSE, python.args = list()) {
+    verbose = getOption("magmap.verbose", interactive()), python.args = list()) {
     opts <- .medmagma_options(match.arg(mode), match.arg(zero.handling), max.iter, device, verbose, python.args)
     .calculate_graphs(x, "medmagma", subset.row, k, seed, opts)
 })
@@ -118,7 +121,7 @@ setMethod("calculateMedMagma", "SummarizedExperiment", function(x, ..., assay.ty
 
 #' @rdname runMedMagma
 #' @export
-setMethod("calculateGmGM", "ANY", function(x, subset.row = NULL, k = 10L, mode = c("paper", "mle"),
+setMethod("calculateGmGM", "ANY", function(x, subset.row = NULL, k = 10L, mode = c("paper", "exact"),
     skeptic = FALSE, seed = NULL, python.args = list()) {
     opts <- c(list(mode = match.arg(mode), skeptic = isTRUE(skeptic)), python.args)
     .calculate_graphs(x, "gmgm", subset.row, k, seed, opts)

@@ -27,7 +27,8 @@
 #' @param transposed `x` is already cells x features (used as given, no count preprocessing).
 #' @param seed Seed; `NULL` draws one from R's RNG, so `set.seed()` controls the result.
 #' @param device `"auto"` (GPU when present), `"cpu"` or `"cuda"`.
-#' @param verbose Show training progress.
+#' @param verbose Show progress (R messages and Python progress bars); default: the option
+#'   `magmap.verbose`, else `TRUE` in interactive sessions.
 #' @param python.args A named list of further arguments of the Python `magmap.RobustUMAP`
 #'   (e.g. `robust_weight`, `bound_method`, `hidden_layers`, `batch_size`).
 #' @param assay.type Assay with the counts.
@@ -77,6 +78,7 @@ setGeneric("calculateRobustUMAP", function(x, ...) standardGeneric("calculateRob
             n_cells, n_neighbors, n_neighbors + 1L), call. = FALSE)
     }
     seed <- .resolve_seed(seed)
+    .progress(options$verbose, "magmap: robust UMAP on %d cells (%s input, seed %d)", n_cells, input_type, seed)
     x_py <- if (input_type == "counts") .assay_to_py(cells_by_features) else .to_py_matrix(.numeric_matrix(cells_by_features, "dimred"))
     out <- .py_call("robust_umap", x_py, if (is.null(feature_names)) NULL else as.list(feature_names),
         input_type, seed, isTRUE(certify), .to_py(options))
@@ -102,7 +104,8 @@ setGeneric("calculateRobustUMAP", function(x, ...) standardGeneric("calculateRob
 #' @export
 setMethod("calculateRobustUMAP", "ANY", function(x, ncomponents = 2L, n_neighbors = 15L, min_dist = 0.1,
     epsilon = 0.2, robust = TRUE, ntop = 2000L, log1p = FALSE, n_epochs = NULL, certify = TRUE,
-    transposed = FALSE, seed = NULL, device = "auto", verbose = FALSE, python.args = list()) {
+    transposed = FALSE, seed = NULL, device = "auto",
+    verbose = getOption("magmap.verbose", interactive()), python.args = list()) {
     opts <- .umap_options(ncomponents, n_neighbors, min_dist, epsilon, robust, ntop, log1p, n_epochs,
         device, verbose, python.args)
     if (isTRUE(transposed)) {

@@ -22,7 +22,8 @@
 #' @param seed Seed; `NULL` draws one from R's RNG, so `set.seed()` makes the Python backend reproducible.
 #' @param backend `"auto"` (robin if installed, else Python), `"python"` or `"robin"`.
 #' @param BPPARAM A BiocParallel parameter object; its number of workers parallelises the repeats.
-#' @param verbose Show progress.
+#' @param verbose Show progress (R messages and a Python progress bar); default: the option
+#'   `magmap.verbose`, else `TRUE` in interactive sessions.
 #' @param ... Further arguments for the community detection function (Python backend).
 #' @return An object of class `magmapRobin`: a list with `curve_real` and `curve_null` (repeats x
 #'   levels matrices, columns `"0"`, `"5"`, ..., `"60"`), `bayes_factor` (the number robin's
@@ -42,7 +43,7 @@
 robinRobustness <- function(x, name = NULL, axis = c("cells", "genes"), method = "louvain",
     measure = c("vi", "nmi", "split.join", "adjusted.rand"), method2 = NULL, n.repeats = 10L,
     weighted = FALSE, seed = NULL, backend = c("auto", "python", "robin"), BPPARAM = NULL,
-    verbose = FALSE, ...) {
+    verbose = getOption("magmap.verbose", interactive()), ...) {
     axis <- match.arg(axis)
     measure <- match.arg(measure)
     backend <- match.arg(backend)
@@ -50,6 +51,7 @@ robinRobustness <- function(x, name = NULL, axis = c("cells", "genes"), method =
     adj <- .graph_adjacency(x, name, axis, weighted)
     seed <- .resolve_seed(seed)
     n_jobs <- if (is.null(BPPARAM)) 1L else as.integer(BiocParallel::bpnworkers(BPPARAM))
+    .progress(verbose, "magmap: robustness of a %d-vertex graph (%s, %s)", nrow(adj), method, measure)
     use_robin <- backend == "robin" || (backend == "auto" && requireNamespace("robin", quietly = TRUE))
     if (use_robin) {
         if (!requireNamespace("robin", quietly = TRUE)) {

@@ -24,6 +24,11 @@
     as.integer(seed)
 }
 
+# R-side progress messages (silenced by verbose = FALSE or suppressMessages()).
+.progress <- function(verbose, fmt, ...) {
+    if (isTRUE(verbose)) message(sprintf(fmt, ...))
+}
+
 .check_count <- function(value, name, minimum = 1L) {
     if (!is.numeric(value) || length(value) != 1L || is.na(value) || value != round(value) || value < minimum) {
         stop(sprintf("`%s` must be a single whole number >= %d, got %s.", name, minimum,

@@ -109,3 +109,13 @@ test_that("bad input gives errors naming the argument", {
     expect_error(calculateMedMagma(sce, mode = "slow"), "should be one of")
     expect_error(runMedMagma(SingleCellExperiment::counts(sce)), "must be a SingleCellExperiment or a Seurat")
 })
+
+test_that("progress messages are shown when verbose and silent otherwise", {
+    skip_if_no_python()
+    sce <- small_sce()
+    expect_message(calculateMedMagma(sce, subset.row = 1:30, seed = 1, max.iter = 5, verbose = TRUE),
+        "magmap: MED-MAGMA on 40 cells x 30 genes \\(seed 1\\)")
+    expect_silent(calculateGmGM(sce, subset.row = 1:30, seed = 1, mode = "exact", assay.type = "counts"))
+    withr::local_options(magmap.verbose = FALSE)
+    expect_silent(calculateMedMagma(sce, subset.row = 1:30, seed = 1, max.iter = 5))
+})
