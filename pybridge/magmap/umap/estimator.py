@@ -4,6 +4,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import warnings
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,51 @@ def _is_anndata(X: Any) -> bool:
 
 def _is_dask(X: Any) -> bool:
     return type(X).__module__.startswith("dask") and hasattr(X, "compute")
+
+
+def _row_blocks(M: Any, chunk_size: int):
+    """Row blocks of ``M``: CSR views for scipy CSR input (no copy), computed blocks for dask arrays, CSR for
+    other sparse formats, arrays otherwise."""
+    n = M.shape[0]
+    if sp.issparse(M) and M.format == "csr":
+        indptr, indices, data = M.indptr, M.indices, M.data
+        for s in range(0, n, chunk_size):
+            e = min(s + chunk_size, n)
+            p0, p1 = int(indptr[s]), int(indptr[e])
+            yield sp.csr_matrix((data[p0:p1], indices[p0:p1], indptr[s:e + 1] - p0), shape=(e - s, M.shape[1]),
+                                copy=False)
+        return
+    for s in range(0, n, chunk_size):
+        block = M[s:s + chunk_size]
+        if _is_dask(block):
+            block = block.compute()
+        yield sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block)
+
+
+#: Rows per block of ``transform`` (within each ``chunk_size`` chunk): the ~100-wide activations stay in cache.
+_BLOCK_ROWS = 4096
+
+
+def _in_inference(fn, *args):
+    with torch.inference_mode():
+        return fn(*args)
+
+
+def _torch_csr(block: sp.csr_matrix, data: np.ndarray) -> torch.Tensor:
+    """A torch sparse CSR tensor sharing ``block``'s index arrays (int32 when they fit: faster with MKL)."""
+    indices = block.indices
+    indptr = block.indptr.astype(indices.dtype, copy=False) if indices.dtype == np.int32 and block.nnz < 2**31 \
+        else block.indptr.astype(np.int64, copy=False)
+    if indptr.dtype != indices.dtype:
+        indices = indices.astype(indptr.dtype)
+    # no invariant check: torch's requires sorted, duplicate-free indices, which scipy CSR need not have
+    # (the product is right either way); index ranges are as trusted as in scipy's own toarray()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
+        return torch.sparse_csr_tensor(torch.from_numpy(np.ascontiguousarray(indptr)),
+                                       torch.from_numpy(np.ascontiguousarray(indices)),
+                                       torch.from_numpy(np.ascontiguousarray(data)), size=block.shape,
+                                       check_invariants=False)
 
 
 class RobustUMAP:
@@ -340,8 +387,8 @@ class RobustUMAP:
         if not hasattr(self, "encoder_"):
             raise RuntimeError("This RobustUMAP is not fitted yet; call fit(X) or RobustUMAP.load(path) first.")
 
-    def _aligned_chunks(self, X: Any, layer: str | None, missing_genes: str, chunk_size: int):
-        """Yield count chunks with exactly the model genes as columns (missing genes as zero columns)."""
+    def _query(self, X: Any, layer: str | None, missing_genes: str) -> tuple[Any, np.ndarray, np.ndarray, int]:
+        """The query matrix, the query columns ``src`` holding model genes and their model positions ``dst``."""
         self._check_fitted()
         check_choice(missing_genes, "missing_genes", MISSING_GENES)
         M, names = self._unpack(X, layer)
@@ -353,29 +400,39 @@ class RobustUMAP:
             names = None
         cols = self.preprocessor_.column_map(names, M.shape[1], self.n_features_in_, missing_genes)
         present = cols >= 0
-        src, dst = cols[present], np.flatnonzero(present)
-        n_model = cols.size
-        identity = bool(present.all()) and n_model == M.shape[1] and np.array_equal(src, np.arange(n_model))
-        for start in range(0, M.shape[0], chunk_size):
-            block = M[start:start + chunk_size]
-            if _is_dask(block):
-                block = block.compute()
+        return M, cols[present], np.flatnonzero(present), cols.size
+
+    def _check_values(self, vals: np.ndarray | torch.Tensor, sub: Any, finite: bool | None = None) -> None:
+        """Cheap check of a chunk's values (NaN/Inf, negative counts); on failure ``check_matrix`` raises its
+        standard message about ``sub`` (a matrix, or a callable returning it). ``finite``: finiteness already
+        known (``None``: scan for it)."""
+        tensor = isinstance(vals, torch.Tensor)
+        if not (vals.numel() if tensor else vals.size):
+            return
+        if finite is None:
+            finite = bool(torch.isfinite(vals).all()) if tensor else bool(np.isfinite(vals).all())
+        if not finite or (self.preprocessor_.counts and not bool(vals.min() >= 0)):  # NaN compares False too
+            check_matrix(sub() if callable(sub) else sub, name="X", nonnegative=self.preprocessor_.counts, min_cells=1,
+                         min_genes=0, allow_empty_cells=True, allow_empty_genes=True)  # raises the standard message
+
+    def _aligned_chunks(self, X: Any, layer: str | None, missing_genes: str, chunk_size: int):
+        """Yield count chunks with exactly the model genes as columns (missing genes as zero columns)."""
+        M, src, dst, n_model = self._query(X, layer, missing_genes)
+        complete = dst.size == n_model
+        identity = complete and n_model == M.shape[1] and np.array_equal(src, np.arange(n_model))
+        for block in _row_blocks(M, chunk_size):
             if sp.issparse(block):
-                sub = sp.csr_matrix(block) if identity else sp.csr_matrix(block)[:, src]
-                if not present.all():
+                sub = block if identity else block[:, src]
+                if not complete:
                     sub = sp.csr_matrix((sub.data, dst[sub.indices], sub.indptr), shape=(sub.shape[0], n_model))
-                vals = sub.data
+                self._check_values(sub.data, sub)
             else:
-                arr = np.asarray(block)
-                sub = arr if identity else arr[:, src]
-                if not present.all():
+                sub = block if identity else block[:, src]
+                if not complete:
                     full = np.zeros((sub.shape[0], n_model), dtype=sub.dtype)
                     full[:, dst] = sub
                     sub = full
-                vals = sub
-            if vals.size and not (np.isfinite(vals).all() and vals.min() >= 0):
-                check_matrix(sub, name="X", nonnegative=self.preprocessor_.counts, min_cells=1, min_genes=0, allow_empty_cells=True,
-                             allow_empty_genes=True)  # raises with the standard message
+                self._check_values(sub, sub)
             yield sub
 
     def _chunks(self, X: Any, layer: str | None, missing_genes: str, chunk_size: int):
@@ -402,29 +459,111 @@ class RobustUMAP:
         ``missing_genes="zero"`` fills model genes absent from the query with zero counts; the default
         ``"error"`` raises, naming the missing genes. The z-scoring is folded into the first layer, so
         the result equals ``encoder_(preprocess(X))`` up to float32 rounding.
+
+        Sparse input is never densified: each chunk is multiplied as a sparse matrix by the folded
+        first-layer weights (library sizes come from an extra all-ones weight column; the library-size
+        scaling is applied to the 100-wide product; ``log1p`` acts on the stored values only). When the
+        query's columns are exactly the model genes in another order (or a subset, with
+        ``missing_genes="zero"``), the weights are permuted instead of the data.
         """
         self._check_fitted()
         check_positive_int(chunk_size, "chunk_size")
-        device = next(self.encoder_.parameters()).device
-        Wf, bf = (t.to(device) for t in self._folded_first_layer())
+        M, src, dst, n_model = self._query(X, layer, missing_genes)
         pre = self.preprocessor_
-        rest = self.encoder_[1:]
-        out = []
-        with torch.inference_mode():
-            for sub in self._aligned_chunks(X, layer, missing_genes, chunk_size):
-                lib = np.asarray(sub.sum(axis=1), dtype=np.float64).reshape(-1, 1)
-                lib[lib == 0] = 1.0
-                scale = torch.from_numpy((pre.target_sum / lib).astype(np.float32)).to(device)
-                dense = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
-                x = torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32)).to(device)
-                if not pre.counts:
-                    h = torch.addmm(bf, x, Wf)
-                elif pre.log1p:
-                    h = torch.addmm(bf, torch.log1p(x * scale), Wf)
-                else:  # diag(s) X W = diag(s) (X W): scale the 100-wide product, not the gene matrix
-                    h = torch.addcmul(bf, x @ Wf, scale)
-                out.append(rest(h).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.n_components), np.float32)
+        device = next(self.encoder_.parameters()).device
+        Wf, bf = self._folded_first_layer()
+        n_hidden = Wf.shape[1]
+        # [W | 1 | 0…]: the ones column gives the library size (sum over the model genes) in the same product;
+        # padding to a multiple of 8 columns is faster for MKL's sparse × dense product
+        width = n_hidden + 1 if pre.counts else n_hidden
+        width = -(-width // 8) * 8
+        W = torch.zeros(n_model, width, dtype=torch.float32)
+        W[:, :n_hidden] = Wf
+        if pre.counts:
+            W[:, n_hidden] = 1.0
+        # every query column is a model gene (same genes, any order): permute the weights, not the data
+        permute = src.size == M.shape[1]
+        if permute:
+            Wq = torch.zeros(M.shape[1], width, dtype=torch.float32)
+            Wq[torch.from_numpy(src)] = W[torch.from_numpy(dst)]
+        else:
+            Wq = W[torch.from_numpy(dst)].contiguous()
+        Wq, bf = Wq.to(device), bf.to(device)
+        layers = [(None, None) if isinstance(m, nn.ReLU) else (m.weight.detach().t(), m.bias.detach())
+                  for m in self.encoder_[1:]]
+        n_out = self.encoder_[-1].out_features
+        out = np.empty((M.shape[0], n_out), np.float32)
+
+        def project(block: Any, row: int, chunk: Any) -> int:
+            if not permute:
+                block = block[:, src]
+            n = block.shape[0]
+
+            def whole():  # bad values: report on the whole chunk's model genes, as check_matrix always did
+                return chunk if permute else chunk[:, src]
+
+            if sp.issparse(block):
+                data = block.data if block.dtype == np.float32 else block.data.astype(np.float32)
+                if pre.counts and pre.log1p:
+                    lib = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+                    self._check_values(data, whole, finite=bool(np.isfinite(lib).all()))
+                    lib[lib == 0] = 1.0
+                    data = np.log1p(data * np.repeat((pre.target_sum / lib).astype(np.float32), np.diff(block.indptr)))
+                else:  # counts: finiteness is read off the library sizes below
+                    self._check_values(data, whole, finite=True if pre.counts else None)
+                x = _torch_csr(block, data).to(device)
+            else:
+                arr = np.asarray(block)
+                x = torch.from_numpy(arr if arr.dtype == np.float32 else arr.astype(np.float32)).to(device)
+                if pre.counts and pre.log1p:
+                    lib = x.sum(dim=1, keepdim=True, dtype=torch.float64)
+                    self._check_values(x, whole, finite=bool(torch.isfinite(lib).all()))
+                    lib[lib == 0] = 1.0
+                    x = torch.log1p(x * (pre.target_sum / lib).float())
+                else:
+                    self._check_values(x, whole, finite=True if pre.counts else None)
+            h = x @ Wq
+            del x
+            hid = h[:, :n_hidden]
+            if pre.counts and not pre.log1p:  # diag(s) X W = diag(s) (X W): scale the 100-wide product
+                lib = h[:, n_hidden:n_hidden + 1]
+                if not bool(torch.isfinite(lib).all()):  # NaN/Inf in the chunk
+                    self._check_values(h, whole, finite=False)
+                hid.mul_(pre.target_sum / torch.where(lib == 0, 1.0, lib))
+            z = hid.add_(bf)
+            for weight, bias in layers:
+                z = z.relu_() if weight is None else torch.addmm(bias, z, weight)
+            out[row:row + n] = z.float().cpu().numpy()
+            return n
+
+        blocks = ((block, chunk) for chunk in _row_blocks(M, chunk_size) for block in _row_blocks(chunk, _BLOCK_ROWS))
+        # CPU: one intra-op thread per worker and blocks spread over torch.get_num_threads() workers. On cores
+        # shared with other jobs, torch's own threading made the small 100-wide layers wait at every barrier
+        # (2-4x slower than one thread); independent workers lose nothing then and use both cores when free
+        workers = min(torch.get_num_threads(), -(-M.shape[0] // _BLOCK_ROWS)) if device.type == "cpu" else 1
+        row = 0
+        if workers <= 1:
+            with torch.inference_mode():
+                for block, chunk in blocks:
+                    row += project(block, row, chunk)
+            return out[:row]
+        from concurrent.futures import ThreadPoolExecutor
+
+        n_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                pending: deque = deque()
+                for block, chunk in blocks:
+                    pending.append(pool.submit(_in_inference, project, block, row, chunk))
+                    row += block.shape[0]
+                    if len(pending) > 2 * workers:  # bounded: at most 2 blocks queued per worker
+                        pending.popleft().result()
+                while pending:
+                    pending.popleft().result()  # in order: the first bad chunk's error is the one raised
+        finally:
+            torch.set_num_threads(n_threads)
+        return out[:row]
 
     def preprocess(self, X: Any, *, layer: str | None = None, missing_genes: str = "error") -> np.ndarray:
         """The model inputs (z-scored selected genes, float32) for counts ``X``."""
