@@ -53,6 +53,16 @@ def _scatter_genes(graph: sp.spmatrix, mask: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((coo.data, (idx[coo.row], idx[coo.col])), shape=(n, n))
 
 
+def _prepare(adata: Any, layer: str | None, use_highly_variable: bool | None, genes: Any, n_neighbors: int,
+             n_gene_neighbors: int) -> tuple[int, int, np.ndarray, Any]:
+    """Checked k's, the gene mask and the cells × selected-genes matrix shared by both front doors."""
+    n_neighbors = check_positive_int(n_neighbors, "n_neighbors")
+    n_gene_neighbors = check_positive_int(n_gene_neighbors, "n_gene_neighbors")
+    mask = _gene_mask(adata, use_highly_variable, genes)
+    X = matrix_from_adata(adata, layer)
+    return n_neighbors, n_gene_neighbors, mask, (X[:, mask] if not mask.all() else X)
+
+
 def _write(adata: Any, key: str, model: Any, mask: np.ndarray, k_cells: int, k_genes: int,
            params: dict[str, Any]) -> None:
     cells = model.cell_graph(k_cells)
@@ -136,11 +146,8 @@ def med_magma(
     from ..medmagma import MedMagma
 
     adata = adata.copy() if copy else adata
-    n_neighbors = check_positive_int(n_neighbors, "n_neighbors")
-    n_gene_neighbors = check_positive_int(n_gene_neighbors, "n_gene_neighbors")
-    mask = _gene_mask(adata, use_highly_variable, genes)
-    X = matrix_from_adata(adata, layer)
-    X = X[:, mask] if not mask.all() else X
+    n_neighbors, n_gene_neighbors, mask, X = _prepare(adata, layer, use_highly_variable, genes, n_neighbors,
+                                                      n_gene_neighbors)
     X = check_matrix(X, name="adata.X" if layer is None else f"adata.layers[{layer!r}]",
                      nonnegative=not allow_negative)
     model = MedMagma(mode=mode, zero_handling=zero_handling, z_scale=z_scale,
@@ -150,7 +157,8 @@ def med_magma(
     params = {"layer": layer, "use_highly_variable": use_highly_variable, "n_genes_used": int(mask.sum()),
               "n_gene_neighbors": int(n_gene_neighbors), "mode": mode, "zero_handling": zero_handling,
               "z_scale": z_scale, "laplace_weight": laplace_weight,
-              "laplace_weight_used": model.laplace_weight_, "max_iter": max_iter, "tol": tol, "regularization": regularization, "device": model.device_,
+              "laplace_weight_used": model.laplace_weight_, "max_iter": max_iter, "tol": tol,
+              "regularization": regularization, "device": model.device_,
               "random_state": random_state, "n_iter": model.n_iter_, "converged": model.converged_,
               "degenerate": model.degenerate_}
     _write(adata, key_added, model, mask, n_neighbors, n_gene_neighbors, params)
@@ -177,11 +185,8 @@ def gmgm(
     from ..medmagma import GmGM
 
     adata = adata.copy() if copy else adata
-    n_neighbors = check_positive_int(n_neighbors, "n_neighbors")
-    n_gene_neighbors = check_positive_int(n_gene_neighbors, "n_gene_neighbors")
-    mask = _gene_mask(adata, use_highly_variable, genes)
-    X = matrix_from_adata(adata, layer)
-    X = X[:, mask] if not mask.all() else X
+    n_neighbors, n_gene_neighbors, mask, X = _prepare(adata, layer, use_highly_variable, genes, n_neighbors,
+                                                      n_gene_neighbors)
     model = GmGM(mode=mode, skeptic=skeptic).fit(X)
     params = {"layer": layer, "use_highly_variable": use_highly_variable, "n_genes_used": int(mask.sum()),
               "n_gene_neighbors": int(n_gene_neighbors), "mode": mode, "skeptic": skeptic,
