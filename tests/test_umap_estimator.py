@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from sklearn.exceptions import NotFittedError
 
 import magmap
 from magmap.umap import RobustUMAP
 from magmap.umap.losses import find_ab_params, log_q_terms, umap_loss
-from magmap.umap.training import box_area, bound_fn
+from magmap.crown import bound_area_loss, output_bounds
 
 FAST = dict(n_neighbors=10, n_epochs=15, batch_size=512, hidden_layers=(32, 32, 32), verbose=False)
 
@@ -181,8 +182,12 @@ def test_bad_input_at_transform(fitted, data):
     a.X[0, list(a.var_names).index(fitted.genes_[0])] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         fitted.transform(a)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         RobustUMAP().transform(X)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        RobustUMAP().certify(X)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        RobustUMAP().gene_impact(X)
 
 
 def test_bad_parameters():
@@ -221,8 +226,8 @@ def test_gradient_flows_through_bound_loss(fitted):
     x = torch.randn(8, net[0].in_features)
     for method in ("crown", "crown-ibp", "ibp"):
         net.zero_grad()
-        lo, up = bound_fn(method)(net, x, 0.2)
-        box_area(lo, up).mean().backward()
+        lo, up = output_bounds(net, x, 0.2, method=method)
+        bound_area_loss(lo, up).backward()
         grads = [p.grad for p in net.parameters()]
         assert all(g is not None and torch.isfinite(g).all() for g in grads)
         assert sum(float(g.abs().sum()) for g in grads) > 0
@@ -310,3 +315,19 @@ def test_probability_loss_trains(data):
     X, _ = data
     m = RobustUMAP(random_state=0, loss="probability", n_top_genes=None, robust=False, **FAST).fit(X)
     assert np.all(np.isfinite(m.embedding_)) and m.history_["umap"][-1]["loss"] < m.history_["umap"][0]["loss"]
+
+
+def test_scikit_learn_contract(data):
+    from sklearn.base import clone
+
+    X, _ = data
+    m = RobustUMAP(n_neighbors=7, random_state=3, **{k: v for k, v in FAST.items() if k != "n_neighbors"})
+    c = clone(m)
+    assert c.get_params() == m.get_params() and c is not m
+    c.set_params(n_neighbors=9, robust=False)
+    assert (c.n_neighbors, c.robust, m.n_neighbors) == (9, False, 7)
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        c.set_params(n_neighbours=9)
+    fitted = clone(c).fit(X)
+    assert not hasattr(c, "encoder_")  # clone and fit leave the template unfitted
+    np.testing.assert_array_equal(fitted.fit_transform(X), clone(c).fit(X).embedding_)

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-import magmap.umap.estimator as est
+import magmap.umap.inference as inference
 from magmap.umap import RobustUMAP
 
 FAST = dict(n_neighbors=10, n_epochs=8, batch_size=512, hidden_layers=(32, 32, 32), verbose=False, robust=False)
@@ -66,7 +66,7 @@ def _reference(m, query):
 def small_blocks(request, monkeypatch, model, model_log1p):
     """Blocks of 16 rows (several per chunk) with 1 or 2 torch threads (= transform workers). Depends on the
     models so that they are fitted first (fitting may reset the OpenMP thread count)."""
-    monkeypatch.setattr(est, "_BLOCK_ROWS", 16)
+    monkeypatch.setattr(inference, "BLOCK_ROWS", 16)
     n = torch.get_num_threads()
     torch.set_num_threads(request.param)
     yield request.param

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "write_safetensors", "read_safetensors", "pack_model", "unpack_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "write_safetensors", "read_safetensors", "pack_model", "unpack_model",
+           "model_to_bytes", "model_from_bytes"]
 
 FORMAT = "magmap.RobustUMAP"
 FORMAT_VERSION = 1
@@ -97,3 +98,63 @@ def unpack_model(blob: bytes | bytearray | memoryview | np.ndarray) -> tuple[dic
         raise ValueError(f"model format version {manifest.get('format_version')} is newer than this magmap "
                          f"supports ({FORMAT_VERSION}); upgrade magmap.")
     return manifest, arrays
+
+
+def model_to_bytes(model: Any) -> bytes:
+    """A fitted :class:`~magmap.umap.RobustUMAP` as one blob: its manifest and every array it needs."""
+    from .._utils import versions
+    from .encoder import layer_widths
+
+    params = {k: v for k, v in model.get_params().items() if k != "encoder"}
+    params["hidden_layers"] = list(params["hidden_layers"]) if params["hidden_layers"] is not None else None
+    params["encoder"] = None if model.encoder is None else "user-supplied (architecture in 'encoder')"
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(),
+        "params": params, "random_state": model.random_state_,
+        "feature_names_in": [str(g) for g in model.feature_names_in_],
+        "features_positional": model.features_positional_,
+        "n_features_in": int(model.n_features_in_), "preprocess": model.preprocessor_.to_manifest(),
+        "encoder": {"type": "mlp_linear_relu", "widths": layer_widths(model.encoder_), "output_activation": None},
+        "a": model.a_, "b": model.b_, "area_ref": model.area_ref_, "n_epochs": model.n_epochs_,
+        "batch_size": model.batch_size_, "robust_epochs": model.robust_epochs_,
+        "fit_time_s": model.fit_time_, "final_loss": {k: v[-1] if v else None for k, v in model.history_.items()},
+    }
+    arrays = {f"encoder.{k}": v.detach().cpu().numpy() for k, v in model.encoder_.state_dict().items()}
+    arrays.update(model.preprocessor_.arrays())
+    if getattr(model, "embedding_", None) is not None:
+        arrays["embedding"] = np.asarray(model.embedding_, dtype=np.float32)
+    return pack_model(manifest, arrays)
+
+
+def model_from_bytes(cls: type, blob: bytes | bytearray | np.ndarray, *, device: str = "cpu") -> Any:
+    """Rebuild a fitted ``cls`` (``RobustUMAP``) from :func:`model_to_bytes` output (JSON + raw arrays; no code runs)."""
+    import torch
+
+    from .._utils import resolve_device
+    from .encoder import rebuild
+    from .preprocess import Preprocessor
+
+    manifest, arrays = unpack_model(blob)
+    params = dict(manifest["params"])
+    params.pop("encoder", None)
+    params["hidden_layers"] = tuple(params["hidden_layers"]) if params.get("hidden_layers") is not None else None
+    model = cls(**params)
+    net = rebuild(manifest["encoder"]["widths"])
+    state = {k[len("encoder."):]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("encoder.")}
+    net.load_state_dict(state)
+    model.encoder_ = net.to(resolve_device(device)).eval()
+    model.preprocessor_ = Preprocessor.from_manifest(manifest["preprocess"], arrays)
+    model.hvg_flavor_ = model.preprocessor_.hvg_flavor
+    model.feature_names_in_ = np.asarray(manifest["feature_names_in"], dtype=object)
+    model.features_positional_ = bool(manifest["features_positional"])
+    model.n_features_in_ = int(manifest["n_features_in"])
+    model.a_, model.b_ = float(manifest["a"]), float(manifest["b"])
+    model.area_ref_ = float(manifest["area_ref"])
+    model.n_epochs_, model.batch_size_ = manifest["n_epochs"], manifest["batch_size"]
+    model.robust_epochs_ = manifest["robust_epochs"]
+    model.random_state_ = manifest["random_state"]
+    model.fit_time_ = manifest["fit_time_s"]
+    model.history_ = {k: [v] if v is not None else [] for k, v in manifest["final_loss"].items()}
+    model.embedding_ = arrays.get("embedding")
+    model.manifest_ = manifest
+    return model

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,11 +16,12 @@ import torch
 from torch import nn
 
 from .._utils import progress
+from ..crown import bound_area_loss
 from .losses import umap_loss
 
 logger = logging.getLogger("magmap")
 
-__all__ = ["EdgeSampler", "train_umap", "box_area", "bound_fn"]
+__all__ = ["EdgeSampler", "train_umap"]
 
 
 @dataclass
@@ -52,25 +52,6 @@ class EdgeSampler:
         sel = self._order[self._pos:self._pos + self.batch_size]
         self._pos += self.batch_size
         return sel
-
-
-def bound_fn(method: str) -> Callable:
-    """``magmap.crown.output_bounds`` with ``method`` fixed (imported lazily)."""
-    try:
-        from ..crown import output_bounds
-    except ImportError as err:  # pragma: no cover - depends on the crown module being installed
-        raise ImportError("The robust phase needs `magmap.crown` (bound propagation); it is part of magmap, "
-                          "reinstall the package (pip install -e .) if it is missing.") from err
-
-    def f(net: nn.Module, x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-        return output_bounds(net, x, eps, method=method)
-
-    return f
-
-
-def box_area(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
-    """Per-cell box volume ``Π_j (u_j − l_j)`` (paper Eq. 6)."""
-    return torch.clamp(upper - lower, min=0).prod(dim=1)
 
 
 def train_umap(
@@ -110,7 +91,7 @@ def train_umap(
             n_b = min(robust["n_cells"], cells.size)
             bcells = torch.from_numpy(np.sort(robust["rng"].choice(cells, n_b, replace=False))).to(dev)
             lo, up = robust["bounds"](net, X[bcells], robust["epsilon"])
-            area = box_area(lo, up).mean()
+            area = bound_area_loss(lo, up)
             l_bound = robust["lam"] * area
             total = total + l_bound + robust["recon_weight"] * recon
             rec.update(bound=float(l_bound.detach()), recon=float(recon.detach()), area=float(area.detach()))
