@@ -16,6 +16,11 @@ def distances_key(key: str) -> str:
     return f"{key}_distances"
 
 
+def input_key(key: str) -> str:
+    """obsm key of the cells × genes matrix a cell graph was learnt from (scanpy's ``use_rep``)."""
+    return f"{key}_input"
+
+
 def genes_used_key(key: str) -> str:
     """var column marking the genes a gene graph was learnt on."""
     return f"{key}_used"

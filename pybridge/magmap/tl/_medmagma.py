@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._keys import GMGM_KEY, MEDMAGMA_KEY, connectivities_key, distances_key, genes_used_key
+from .._keys import GMGM_KEY, MEDMAGMA_KEY, connectivities_key, distances_key, genes_used_key, input_key
 from .._utils import versions
 from .._validation import check_matrix, check_positive_int, matrix_from_adata
 
@@ -63,8 +63,8 @@ def _prepare(adata: Any, layer: str | None, use_highly_variable: bool | None, ge
     return n_neighbors, n_gene_neighbors, mask, (X[:, mask] if not mask.all() else X)
 
 
-def _write(adata: Any, key: str, model: Any, mask: np.ndarray, k_cells: int, k_genes: int,
-           params: dict[str, Any]) -> None:
+def _write(adata: Any, key: str, method: str, model: Any, X: Any, mask: np.ndarray, k_cells: int,
+           k_genes: int, params: dict[str, Any]) -> None:
     cells = model.cell_graph(k_cells)
     adata.obsp[connectivities_key(key)] = cells
     # scanpy's neighbors dict needs a distances matrix: same pattern, 1/weight so that strong
@@ -75,10 +75,15 @@ def _write(adata: Any, key: str, model: Any, mask: np.ndarray, k_cells: int, k_g
     genes = _scatter_genes(model.gene_graph(k_genes), mask)
     adata.varp[connectivities_key(key)] = genes
     adata.var[genes_used_key(key)] = mask
+    # The matrix the graph was learnt from, named as scanpy's `use_rep`: consumers that need a
+    # representation (sc.tl.umap places disconnected components by their centroids) use it instead
+    # of running a PCA of X.
+    adata.obsm[input_key(key)] = sp.csr_matrix(X) if sp.issparse(X) else np.asarray(X)
     adata.uns[key] = {
         "connectivities_key": connectivities_key(key),
         "distances_key": distances_key(key),
-        "params": {**params, "n_neighbors": int(k_cells), "versions": versions()},
+        "params": {**params, "method": method, "n_neighbors": int(k_cells), "use_rep": input_key(key),
+                   "versions": versions()},
     }
 
 
@@ -139,9 +144,19 @@ def med_magma(
     - ``adata.varp[f"{key_added}_connectivities"]``: gene graph on all genes (zero rows/columns for
       genes not used),
     - ``adata.var[f"{key_added}_used"]``: the genes the model was fitted on,
+    - ``adata.obsm[f"{key_added}_input"]``: the cells × used-genes matrix the model was fitted on,
     - ``adata.uns[key_added]``: ``connectivities_key``, ``distances_key``, ``params`` (all arguments,
-      ``random_state``, ``n_iter``, ``converged``, ``degenerate``, ``versions``), so that
-      ``sc.tl.leiden(adata, neighbors_key=key_added)`` uses the cell graph.
+      ``random_state``, ``n_iter``, ``converged``, ``degenerate``, ``versions``, and scanpy's
+      neighbors fields ``method`` (``"medmagma"``), ``n_neighbors`` and ``use_rep``
+      (``f"{key_added}_input"``)).
+
+    The cell graph is a scanpy neighbors graph: ``neighbors_key=key_added`` works in ``sc.tl.leiden``,
+    ``louvain``, ``paga``, ``umap``, ``draw_graph``, ``diffmap``, ``dpt`` and ``sc.pl.paga``.
+    ``use_rep`` points at the fitted matrix so that no consumer falls back to a PCA of ``X`` (scanpy's
+    umap uses it only to place disconnected components). No ``metric`` is written: the graph comes
+    from a precision matrix, not from distances, so umap places components by the Euclidean distance
+    of their centroids in that matrix, and ``sc.tl.ingest`` (which would recompute neighbours there)
+    does not apply. scanpy's umap logs that the graph was not computed with umap, which is true.
     """
     from ..medmagma import MedMagma
 
@@ -161,7 +176,7 @@ def med_magma(
               "regularization": regularization, "device": model.device_,
               "random_state": random_state, "n_iter": model.n_iter_, "converged": model.converged_,
               "degenerate": model.degenerate_}
-    _write(adata, key_added, model, mask, n_neighbors, n_gene_neighbors, params)
+    _write(adata, key_added, "medmagma", model, X, mask, n_neighbors, n_gene_neighbors, params)
     return adata if copy else None
 
 
@@ -180,8 +195,9 @@ def gmgm(
     copy: bool = False,
 ) -> Any:
     """Learn GmGM (noise-unaware) cell and gene graphs; same keys as :func:`med_magma` under
-    ``key_added`` (default ``"gmgm"``). The paper ran it on log1p counts. ``random_state`` is recorded
-    only (the fit is deterministic). See :class:`magmap.GmGM` for ``mode`` and ``skeptic``."""
+    ``key_added`` (default ``"gmgm"``; ``params["method"]`` is ``"gmgm"``). The paper ran it on log1p
+    counts. ``random_state`` is recorded only (the fit is deterministic). See :class:`magmap.GmGM` for
+    ``mode`` and ``skeptic``."""
     from ..medmagma import GmGM
 
     adata = adata.copy() if copy else adata
@@ -191,5 +207,5 @@ def gmgm(
     params = {"layer": layer, "use_highly_variable": use_highly_variable, "n_genes_used": int(mask.sum()),
               "n_gene_neighbors": int(n_gene_neighbors), "mode": mode, "skeptic": skeptic,
               "random_state": random_state, "n_iter": model.n_iter_, "converged": model.converged_}
-    _write(adata, key_added, model, mask, n_neighbors, n_gene_neighbors, params)
+    _write(adata, key_added, "gmgm", model, X, mask, n_neighbors, n_gene_neighbors, params)
     return adata if copy else None
