@@ -240,6 +240,10 @@ def test_bad_inputs_have_clear_errors(karate):
 
 def test_progress_bar_and_verbose_false(karate, capsys, monkeypatch):
     monkeypatch.delenv("MAGMAP_QUIET", raising=False)
+    monkeypatch.delenv("MAGMAP_PROGRESS", raising=False)
+    rb.robin(karate, random_state=0, n_repeats=2, levels=(10, 20), verbose=True)
+    assert capsys.readouterr().err == ""  # captured stderr is not a terminal: no bar
+    monkeypatch.setenv("MAGMAP_PROGRESS", "1")
     rb.robin(karate, random_state=0, n_repeats=2, levels=(10, 20), verbose=True)
     assert "robin" in capsys.readouterr().err
     rb.robin(karate, random_state=0, n_repeats=2, levels=(10, 20), verbose=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,7 +12,8 @@ import numpy as np
 
 logger = logging.getLogger("magmap")
 
-__all__ = ["resolve_device", "seed_everything", "versions", "available_memory", "check_memory", "progress"]
+__all__ = ["resolve_device", "seed_everything", "versions", "available_memory", "check_memory", "progress",
+           "show_progress"]
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -87,9 +89,36 @@ def check_memory(n_bytes: float, what: str, *, fix: str = "", limit: int | None 
         )
 
 
+def _interactive(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal a person watches (a TTY, or a Jupyter kernel's output)."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        if isatty is not None and isatty():
+            return True
+    except (ValueError, OSError):  # closed or detached stream
+        return False
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def show_progress(verbose: bool, stream: Any = None) -> bool:
+    """Whether a progress bar is drawn on ``stream`` (default ``sys.stderr``).
+
+    Only when ``verbose`` is true and the stream is interactive: in logs and CI, tqdm's carriage-return
+    updates would fill files with thousands of lines. ``MAGMAP_QUIET=1`` silences every bar;
+    ``MAGMAP_PROGRESS=1`` draws them on any stream (e.g. to watch a log with ``tail -f``).
+    """
+    if not verbose or os.environ.get("MAGMAP_QUIET") == "1":
+        return False
+    if os.environ.get("MAGMAP_PROGRESS") == "1":
+        return True
+    return _interactive(sys.stderr if stream is None else stream)
+
+
 def progress(iterable: Iterable[Any] | None = None, *, verbose: bool = True, **kwargs: Any):
-    """A tqdm progress bar that is silent when ``verbose`` is false (or ``MAGMAP_QUIET=1``)."""
+    """A tqdm progress bar, drawn only when :func:`show_progress` says so (else a silent pass-through
+    that still supports ``update``/``set_postfix``/``close``)."""
     from tqdm.auto import tqdm
 
-    disable = (not verbose) or os.environ.get("MAGMAP_QUIET") == "1"
-    return tqdm(iterable, disable=disable, **kwargs)
+    return tqdm(iterable, disable=not show_progress(verbose, kwargs.get("file")), **kwargs)

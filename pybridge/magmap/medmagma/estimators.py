@@ -173,7 +173,8 @@ class MedMagma(GraphMixin):
         genes (thread start-up and spinning cost more than they save on small matrices, badly so on a
         shared machine), torch's default above.
     verbose
-        Show a progress bar over EM iterations.
+        Show a progress bar over EM iterations (on an interactive terminal; ``MAGMAP_PROGRESS=1`` forces it,
+        ``MAGMAP_QUIET=1`` silences it).
 
     Attributes
     ----------

@@ -138,7 +138,8 @@ def robin(
     n_jobs
         Parallel processes over (level, repeat) tasks (joblib/loky); ``-1`` for all cores.
     verbose
-        Show a progress bar.
+        Show a progress bar (on an interactive terminal; ``MAGMAP_PROGRESS=1`` forces it,
+        ``MAGMAP_QUIET=1`` silences it).
     backend
         ``"python"`` (default): this implementation, reproducible with a seed. ``"robin"``: the CRAN
         robin package in R through rpy2 (robin's own defaults: 10 repeats, levels 5–60 %, its
