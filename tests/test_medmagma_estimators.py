@@ -130,6 +130,22 @@ def test_bad_params_and_memory_guard(monkeypatch):
         magmap.MedMagma().fit(GOOD)
 
 
+def test_memory_guard_before_any_allocation():
+    # 200,000 cells × 100,000 genes with a handful of non-zeros: the dense working set (~1.9 TB for
+    # GmGM) is refused from the shape alone, before densifying (numpy's "Unable to allocate 149 GiB").
+    import time
+
+    idx = np.arange(2000)
+    x = sp.csr_matrix((np.ones(2000), (idx * 100, idx * 50)), shape=(200_000, 100_000))
+    for est, name in ((magmap.GmGM(), "GmGM"), (magmap.GmGM(skeptic=True), "GmGM"),
+                      (magmap.SingleAxis(), "single-axis"), (magmap.MedMagma(), "MED-MAGMA")):
+        t0 = time.perf_counter()
+        with pytest.raises(MemoryError, match=rf"{name}.* on 200000 cells × 100000 genes needs about .* GiB") as err:
+            est.fit(x)
+        assert time.perf_counter() - t0 < 1.0
+        assert "Select fewer genes" in str(err.value) and "transpose" in str(err.value)
+
+
 def test_device_and_threads_arguments():
     import torch
 

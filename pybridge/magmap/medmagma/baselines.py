@@ -13,6 +13,32 @@ from .mstep import mstep_newton
 
 __all__ = ["GmGM", "SingleAxis", "gmgm_eigenvalues", "normal_scores"]
 
+MEMORY_FIX = ("Select fewer genes (e.g. highly variable genes, use_highly_variable=True) or subsample cells; if "
+              "rows are genes, transpose the matrix (cells must be rows).")
+
+
+def guard_memory(X: Any, what: str, n_bytes: Any, fix: str = MEMORY_FIX) -> None:
+    """Raise ``MemoryError`` from the shape of ``X`` alone, before any copy or densification.
+
+    ``n_bytes(n_cells, n_genes)`` is the method's working set; input that is not 2-D is left to
+    :func:`check_matrix`, which says what is wrong with it.
+    """
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        shape = np.shape(X)
+    if len(shape) == 2:
+        d1, d2 = (int(v) for v in shape)
+        check_memory(n_bytes(d1, d2), f"{what} on {d1} cells × {d2} genes", fix=fix)
+
+
+def _gmgm_bytes(d1: int, d2: int) -> int:
+    """Dense data, Grams, eigenvectors and precisions of both axes (float64)."""
+    return 8 * (4 * (d1**2 + d2**2) + 3 * d1 * d2)
+
+
+def _single_axis_bytes(d1: int, d2: int) -> int:
+    return 8 * (3 * (d1**2 + d2**2) + d1 * d2)
+
 
 def normal_scores(m: np.ndarray) -> np.ndarray:
     """COCA normal scores: rank every column over the rows (average ties), divide by (rows + 1), Φ⁻¹."""
@@ -95,12 +121,17 @@ class GmGM(GraphMixin):
         self.device = device
 
     def fit(self, X: Any, y: Any = None) -> GmGM:
-        """Fit on a cells × genes matrix (dense or sparse; densified)."""
+        """Fit on a cells × genes matrix (dense or sparse; densified).
+
+        Raises
+        ------
+        MemoryError
+            Before anything is allocated, when the dense working set exceeds the available memory.
+        """
         check_choice(self.mode, "mode", ("paper", "exact"))
+        guard_memory(X, "GmGM (dense cells × cells and genes × genes matrices)", _gmgm_bytes)
         X = check_matrix(X, name="X", sparse="dense")
         d1, d2 = X.shape
-        check_memory(8 * (4 * (d1**2 + d2**2) + 3 * d1 * d2), f"GmGM on {d1} cells × {d2} genes",
-                     fix="Select fewer genes or subsample cells; cells must be rows.")
         if self.skeptic:
             g1 = normal_scores(X)  # each gene Gaussianised across cells → cell Gram
             g2 = normal_scores(X.T).T  # each cell Gaussianised across genes → gene Gram
@@ -144,10 +175,8 @@ class SingleAxis(GraphMixin):
 
     def fit(self, X: Any, y: Any = None) -> SingleAxis:
         """Fit on a cells × genes matrix (dense or sparse; densified)."""
+        guard_memory(X, "single-axis MLE (dense cells × cells and genes × genes matrices)", _single_axis_bytes)
         X = check_matrix(X, name="X", sparse="dense")
-        d1, d2 = X.shape
-        check_memory(8 * (3 * (d1**2 + d2**2) + d1 * d2), f"single-axis MLE on {d1} cells × {d2} genes",
-                     fix="Select fewer genes or subsample cells; cells must be rows.")
         self.cell_precision_ = np.linalg.pinv(X @ X.T, rcond=self.rcond, hermitian=True)
         self.gene_precision_ = np.linalg.pinv(X.T @ X, rcond=self.rcond, hermitian=True)
         self.n_iter_, self.converged_ = 1, True

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._utils import check_memory, progress, resolve_device, versions
+from .._utils import progress, resolve_device, versions
 from .._validation import check_choice, check_matrix, check_positive_int
 from ._backend import DTYPE, eigh, to_tensor
 from ._graph import GraphMixin
-from .baselines import GmGM, SingleAxis
+from .baselines import GmGM, SingleAxis, guard_memory
 from .estep import flipflop, subtract_laplace
 from .mstep import mstep_newton, mstep_reference
 from .quotient import ZERO_HANDLING, log_quotient
@@ -270,12 +270,9 @@ class MedMagma(GraphMixin):
             When the dense working set (see :func:`memory_needed`) exceeds the available memory.
         """
         self._check_params()
+        guard_memory(X, "MED-MAGMA", memory_needed)
         X = check_matrix(X, name="X", sparse="keep")
         d1, d2 = X.shape
-        check_memory(
-            memory_needed(d1, d2), f"MED-MAGMA on {d1} cells × {d2} genes",
-            fix="Select fewer genes (e.g. highly variable genes, use_highly_variable=True) or subsample "
-                "cells; if rows are genes, transpose the matrix (cells must be rows).")
         device = resolve_device(self.device)
         n_threads = self.n_threads
         if n_threads is None:
