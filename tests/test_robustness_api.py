@@ -194,6 +194,29 @@ def test_to_dict_round_trip_and_plot(karate):
 
 
 @pytest.mark.filterwarnings("ignore:The two curves are identical:RuntimeWarning")
+def test_negative_weights_rejected_with_the_fix(karate):
+    import networkx as nx
+
+    a = karate.get_adjacency_sparse().astype(float).tocoo()
+    # a symmetric signed graph (like a precision matrix): edges with i + j odd get weight -0.5
+    signed = sp.csr_matrix((np.where((a.row + a.col) % 2 == 1, -0.5, 1.0), (a.row, a.col)), shape=a.shape)
+    assert abs(signed - signed.T).max() == 0 and signed.min() < 0
+    msg = r"has \d+ edge\(s\) with negative weight \(min -0\.5\); robin takes unsigned graphs.*abs\(A\)"
+    with pytest.raises(ValueError, match=msg):
+        rb.robin(signed, random_state=0, **FAST)
+    g = karate.copy()
+    g.es["weight"] = [-1.0] + [1.0] * (g.ecount() - 1)
+    with pytest.raises(ValueError, match="1 edge\\(s\\) with negative weight"):
+        rb.robin(g, random_state=0, **FAST)
+    G = nx.karate_club_graph()
+    nx.set_edge_attributes(G, -2.0, "weight")
+    with pytest.raises(ValueError, match="78 edge"):
+        rb.robin(G, random_state=0, **FAST)
+    # the fix in the message works: absolute values give the same result as the unsigned graph
+    fixed = rb.robin(abs(signed), random_state=0, **FAST)
+    assert fixed.bayes_factor == rb.robin(a.tocsr(), random_state=0, **FAST).bayes_factor
+
+
 def test_degenerate_partition_warns():
     with pytest.warns(RuntimeWarning, match="singletons"):
         rb.robin(ig.Graph.Famous("Zachary"), method="leiden", objective_function="CPM", random_state=0, **FAST)

@@ -2,7 +2,7 @@
 
 Accepted: a scipy sparse (or dense NumPy) symmetric adjacency matrix, an ``igraph.Graph``, a
 ``networkx`` graph, or an AnnData object plus ``key=`` naming an ``obsp`` (``axis="obs"``, cell
-graph) or ``varp`` (``axis="var"``, gene graph) entry. The canonical form has vertices in input
+graph) or ``varp`` (``axis="var"``, gene graph) entry; edge weights must be ≥ 0 (unsigned graphs). The canonical form has vertices in input
 order and edges sorted as ``(i, j)`` with ``i <= j``, so every input type gives the same result
 at a fixed seed. Multi-edges are collapsed (weights summed); self-loops are kept, as robin keeps
 them unless ``prepGraph`` is called (see :func:`prep_graph`).
@@ -21,10 +21,19 @@ __all__ = ["as_graph", "prep_graph", "resolve_weighted"]
 logger = logging.getLogger("magmap")
 
 
-def _from_edges(n: int, rows: np.ndarray, cols: np.ndarray, w: np.ndarray) -> ig.Graph:
+def _from_edges(n: int, rows: np.ndarray, cols: np.ndarray, w: np.ndarray, name: str) -> ig.Graph:
     lo = np.minimum(rows, cols).astype(np.int64)
     hi = np.maximum(rows, cols).astype(np.int64)
     w = np.asarray(w, dtype=float)
+    if np.any(w < 0):
+        # A signed graph (e.g. a precision or correlation matrix) would have its negative edges
+        # counted as ordinary edges by community detection and robin's perturbations.
+        raise ValueError(
+            f"`{name}` has {int((w < 0).sum())} edge(s) with negative weight (min {w.min():g}); robin takes "
+            f"unsigned graphs (weights ≥ 0, an edge's strength). Pass absolute values, e.g. abs(A) for a "
+            f"matrix (magmap's obsp/varp graphs already hold |Ψ|), or keep only positive edges, e.g. "
+            f"A.multiply(A > 0)."
+        )
     if lo.size:
         code = lo * n + hi
         uniq, inv = np.unique(code, return_inverse=True)
@@ -54,10 +63,10 @@ def _from_matrix(A: Any, name: str) -> ig.Graph:
             f"Symmetrise it first, e.g. A.maximum(A.T) (igraph's as_undirected(mode='collapse'))."
         )
     U = sp.triu(A, k=0).tocoo()
-    return _from_edges(A.shape[0], U.row, U.col, U.data)
+    return _from_edges(A.shape[0], U.row, U.col, U.data, name)
 
 
-def _from_igraph(g: ig.Graph) -> ig.Graph:
+def _from_igraph(g: ig.Graph, name: str) -> ig.Graph:
     if g.is_directed():
         raise ValueError(
             "The igraph graph is directed; robin works on undirected graphs. Convert it first with "
@@ -65,10 +74,10 @@ def _from_igraph(g: ig.Graph) -> ig.Graph:
         )
     el = np.asarray(g.get_edgelist(), dtype=np.int64).reshape(-1, 2)
     w = np.asarray(g.es["weight"], dtype=float) if "weight" in g.edge_attributes() else np.ones(len(el))
-    return _from_edges(g.vcount(), el[:, 0], el[:, 1], w)
+    return _from_edges(g.vcount(), el[:, 0], el[:, 1], w, name)
 
 
-def _from_networkx(G: Any) -> ig.Graph:
+def _from_networkx(G: Any, name: str) -> ig.Graph:
     if G.is_directed():
         raise ValueError(
             "The networkx graph is directed; robin works on undirected graphs. Convert it first with "
@@ -81,7 +90,8 @@ def _from_networkx(G: Any) -> ig.Graph:
         rows.append(index[u])
         cols.append(index[v])
         w.append(float(d.get("weight", 1.0)))
-    return _from_edges(len(nodes), np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), np.asarray(w))
+    return _from_edges(len(nodes), np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), np.asarray(w),
+                       name)
 
 
 def _from_anndata(adata: Any, key: str | None, axis: str) -> ig.Graph:
@@ -110,18 +120,19 @@ def as_graph(graph: Any, *, key: str | None = None, axis: str = "obs", name: str
     TypeError
         For an unsupported input type.
     ValueError
-        For a directed (asymmetric) graph, a non-square matrix, or a graph without vertices or edges.
+        For a directed (asymmetric) graph, negative edge weights, a non-square matrix, or a graph
+        without vertices or edges.
     KeyError
         For an AnnData ``key`` that is not in ``obsp``/``varp``.
     """
     if isinstance(graph, ig.Graph):
-        g = _from_igraph(graph)
+        g = _from_igraph(graph, name)
     elif hasattr(graph, "obsp") and hasattr(graph, "varp"):
         g = _from_anndata(graph, key, axis)
     elif sp.issparse(graph) or isinstance(graph, np.ndarray):
         g = _from_matrix(graph, name)
     elif hasattr(graph, "is_directed") and hasattr(graph, "edges") and hasattr(graph, "nodes"):
-        g = _from_networkx(graph)
+        g = _from_networkx(graph, name)
     else:
         raise TypeError(
             f"`{name}` must be a scipy sparse adjacency matrix, an igraph.Graph, a networkx graph or an "
