@@ -1,8 +1,9 @@
-"""Synthetic multi-axis data of the MED-MAGMA paper (§4.1, App. A; spec §7).
+"""Synthetic multi-axis data of the MED-MAGMA paper (§4.1, App. A).
 
 Barabási–Albert graphs (igraph, one edge per new vertex) → precision matrices
 P = Diag(deg)^{-1/2} A Diag(deg)^{-1/2} / 1.1 + I; one Kronecker-sum normal matrix sample with
-(Ψ_cells, Ψ_genes) = (P₁, P₂); multiplicative noise D = r₁ ∘ X ∘ r₂ with r ~ χ²₁^ν.
+(Ψ_cells, Ψ_genes) = (P₁, P₂), drawn basis-independently (same seed, same data on any CPU);
+multiplicative noise D = r₁ ∘ X ∘ r₂ with r ~ χ²₁^ν.
 
 The random streams follow the paper's notebook (``np.random.seed(seed)``; ``random.seed(seed)``;
 graph 1, graph 2, normal draws, r₁, r₂) but use private generators, so global RNG state is untouched.
@@ -48,7 +49,7 @@ class SyntheticMultiaxis:
 
 
 def ba_precision(n: int, rng: random.Random) -> np.ndarray:
-    """Precision matrix of a Barabási–Albert tree on ``n`` vertices (spec §7 step 1)."""
+    """Precision matrix of a Barabási–Albert tree on ``n`` vertices (one edge per new vertex)."""
     import igraph as ig
 
     ig.set_random_number_generator(rng)
@@ -63,18 +64,31 @@ def ba_precision(n: int, rng: random.Random) -> np.ndarray:
 
 
 def sample_kronecker_sum(psi1: np.ndarray, psi2: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-    """One draw X with vec_r(X) ~ N(0, (Ψ₁ ⊕ Ψ₂)⁻¹), without forming the Kronecker sum (spec §1.1)."""
-    lam1, v1 = np.linalg.eigh(psi1)
-    lam2, v2 = np.linalg.eigh(psi2)
+    """One draw X with vec_r(X) ~ N(0, (Ψ₁ ⊕ Ψ₂)⁻¹), without forming the Kronecker sum.
+
+    A standard normal matrix Z is drawn in the standard basis and mapped through the spectral function
+    (Ψ₁ ⊕ Ψ₂)^{-1/2}. Unlike a draw made directly in the eigenbasis, this does not depend on which basis
+    LAPACK returns for repeated eigenvalues (Barabási–Albert precision matrices have many), so the same
+    seed gives the same data on every CPU and BLAS.
+    """
     z = rng.normal(size=psi1.shape[0] * psi2.shape[0]).reshape(psi1.shape[0], psi2.shape[0])
-    z = z / np.sqrt(lam1[:, None] + lam2[None, :])
-    return v1 @ z @ v2.T
+    return _inverse_sqrt_kronecker_sum(z, np.linalg.eigh(psi1), np.linalg.eigh(psi2))
+
+
+def _inverse_sqrt_kronecker_sum(z: np.ndarray, eig1: tuple[np.ndarray, np.ndarray],
+                                eig2: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(Ψ₁ ⊕ Ψ₂)^{-1/2} applied to vec_r(Z), from eigendecompositions ``(λ, V)`` of Ψ₁ and Ψ₂.
+
+    V₁[(V₁ᵀ Z V₂) / sqrt(λ₁ᵢ + λ₂ⱼ)]V₂ᵀ: any orthonormal basis of each eigenspace gives the same result.
+    """
+    (lam1, v1), (lam2, v2) = eig1, eig2
+    return v1 @ ((v1.T @ z @ v2) / np.sqrt(lam1[:, None] + lam2[None, :])) @ v2.T
 
 
 def synthetic_multiaxis(
     n_cells: int, n_genes: int, *, noise_strength: float = 0.5, random_state: int = 0
 ) -> SyntheticMultiaxis:
-    """Draw paper-style synthetic data (spec §7).
+    """Draw paper-style synthetic data.
 
     Parameters
     ----------
