@@ -1,5 +1,5 @@
-"""MedMagma / GmGM / SingleAxis: recovery on the paper's synthetic data at a fixed seed (numbers
-against the reference's published AP), parity mode, determinism, sparse input, graphs, bad input."""
+"""MedMagma / GmGM / SingleAxis: recovery on the paper's synthetic data at a fixed seed (numbers against
+the reference packages, measured on this draw), parity mode, determinism, sparse input, graphs, bad input."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,6 +9,24 @@ import scipy.sparse as sp
 import magmap
 from magmap.datasets import synthetic_multiaxis
 from magmap.metrics import edge_average_precision as ap
+
+# Edge AP (cells, genes) of the reference packages on synthetic_multiaxis(100, 100, noise_strength=0.5,
+# random_state=0), from benchmarks/results/medmagma_reference.json (bench_medmagma_reference.py: MED-MAGMA
+# 1.0.1 after np.random.seed(0), EM_algorithm(quotient(X), max_iter=100, stop_tol=1e-7), 13 EM iterations;
+# gmgm 0.5.7 Gram path, threshold "overall", to_keep=1.0; pinv of the Grams). Identical with the default
+# OpenBLAS kernels, OPENBLAS_CORETYPE=Haswell / Sandybridge and MKL_ENABLE_INSTRUCTIONS=AVX2.
+REF_MEDMAGMA = (0.6556561518727646, 0.5086187603834885)
+REF_GMGM = (0.05899790905942632, 0.04309046664221003)
+REF_PINV = (0.024042869474134386, 0.017083074981873475)
+# Tolerances from the same benchmark (10 seeds at 100², 3 at 200², 4 kernel settings):
+# - MedMagma: AP identical across kernels; 0.005 is far below the spread between seeds (~0.05), so a
+#   different draw still fails.
+# - MedMagma(mode="reference") − MED-MAGMA 1.0.1: 0 on every seed and kernel.
+# - fast − reference: +0.0008 … +0.0156 (never below).
+# - GmGM: gmgm's stopping rule (5 small relative changes in a row) moves with rounding: magmap's GmGM
+#   varied by up to 0.012 across kernels, gmgm 0.5.7 itself by 0.017, and the two differ by ≤ 0.019.
+AP_TOL = 0.005
+GMGM_TOL = 0.025
 
 
 @pytest.fixture(scope="module")
@@ -22,21 +40,21 @@ def fitted100(data100):
 
 
 def test_recovery_fast_mode_at_least_reference(fitted100, data100):
-    # The reference MED-MAGMA 1.0.1 gets 0.616 / 0.577 on exactly this draw (spec §11).
     m = fitted100
     assert m.converged_ and 3 <= m.n_iter_ <= 40 and len(m.history_) == m.n_iter_
-    assert ap(m.cell_precision_, data100.cell_precision) >= 0.61
-    assert ap(m.gene_precision_, data100.gene_precision) >= 0.57
+    got = (ap(m.cell_precision_, data100.cell_precision), ap(m.gene_precision_, data100.gene_precision))
+    np.testing.assert_allclose(got, (0.6658171619991542, 0.521732447218324), atol=AP_TOL)  # recorded
+    assert got[0] >= REF_MEDMAGMA[0] - AP_TOL and got[1] >= REF_MEDMAGMA[1] - AP_TOL
 
 
 def test_baselines_collapse_under_noise(data100):
     g = magmap.GmGM().fit(data100.X)
     s = magmap.SingleAxis().fit(data100.X)
-    # Published (spec §11): GmGM Gram path 0.044 / 0.052, pinv 0.028 / 0.020.
-    assert ap(g.cell_precision_, data100.cell_precision) == pytest.approx(0.044, abs=0.002)
-    assert ap(g.gene_precision_, data100.gene_precision) == pytest.approx(0.052, abs=0.002)
-    assert ap(s.cell_precision_, data100.cell_precision) == pytest.approx(0.028, abs=0.002)
-    assert ap(s.gene_precision_, data100.gene_precision) == pytest.approx(0.020, abs=0.002)
+    g_ap = (ap(g.cell_precision_, data100.cell_precision), ap(g.gene_precision_, data100.gene_precision))
+    np.testing.assert_allclose(g_ap, REF_GMGM, atol=GMGM_TOL)
+    assert max(g_ap) < 0.15 < REF_MEDMAGMA[1]  # every seed of the benchmark: GmGM ≤ 0.13 at ν = 0.5
+    s_ap = (ap(s.cell_precision_, data100.cell_precision), ap(s.gene_precision_, data100.gene_precision))
+    np.testing.assert_allclose(s_ap, REF_PINV, atol=1e-5)  # same pinv; kernels moved it by 3e-7
     sk = magmap.GmGM(skeptic=True).fit(data100.X)
     assert ap(sk.cell_precision_, data100.cell_precision) < 0.3
 
@@ -44,20 +62,24 @@ def test_baselines_collapse_under_noise(data100):
 def test_gmgm_without_noise_recovers_and_medmagma_is_noise_invariant():
     clean = synthetic_multiaxis(60, 60, noise_strength=0.0, random_state=1)
     noisy = synthetic_multiaxis(60, 60, noise_strength=0.5, random_state=1)
-    assert ap(magmap.GmGM().fit(clean.X).cell_precision_, clean.cell_precision) > 0.35
+    # Measured on seeds 0-7 at 60²: GmGM clean 0.27-0.45, noisy 0.05-0.14 (chance ≈ 0.03); MedMagma
+    # clean 0.28-0.54. Here (seed 1): 0.298, 0.050 and 0.366; GmGM moves ≤ 0.012 between kernels.
+    assert ap(magmap.GmGM().fit(clean.X).cell_precision_, clean.cell_precision) > 0.25
     assert ap(magmap.GmGM().fit(noisy.X).cell_precision_, clean.cell_precision) < 0.15
     # Without zeros the quotient removes the noise exactly: same fit with and without noise.
     a = magmap.MedMagma(random_state=0).fit(clean.X)
     b = magmap.MedMagma(random_state=0).fit(noisy.X)
     np.testing.assert_allclose(b.cell_precision_, a.cell_precision_, rtol=1e-6, atol=1e-8 * np.abs(a.cell_precision_).max())
-    assert ap(a.cell_precision_, clean.cell_precision) > 0.4
+    assert ap(a.cell_precision_, clean.cell_precision) > 0.3
 
 
 def test_reference_mode_parity(data100):
     m = magmap.MedMagma(mode="reference", random_state=0).fit(data100.X)
-    assert m.n_iter_ == 13  # reference: 13 EM iterations, δ = 9.4e-8 (spec §11)
-    assert ap(m.cell_precision_, data100.cell_precision) == pytest.approx(0.616, abs=0.002)
-    assert ap(m.gene_precision_, data100.gene_precision) == pytest.approx(0.577, abs=0.002)
+    # The reference took 13 EM iterations here; on one of the 13 benchmark draws it took 13 or 14
+    # depending on the kernel (δ ≈ stop_tol at the end) while AP stayed identical.
+    assert abs(m.n_iter_ - 13) <= 1
+    got = (ap(m.cell_precision_, data100.cell_precision), ap(m.gene_precision_, data100.gene_precision))
+    np.testing.assert_allclose(got, REF_MEDMAGMA, atol=0.002)
 
 
 def test_same_seed_same_result_and_sparse_input(fitted100, data100):
