@@ -24,10 +24,10 @@ from .._validation import check_choice, check_matrix, check_positive_int
 from ..crown import output_bounds
 from . import io as _io
 from ._inputs import model_inputs, unpack
-from .certify import BOUND_METHODS, Certificate, certify
+from .certify import BOUND_METHODS, DEFAULT_FRACTION, DEFAULT_RTOL, Certificate, certified_radius, certify
 from .encoder import DEFAULT_HIDDEN_LAYERS, as_sequential, make_encoder
 from .graph import default_n_epochs, edge_list, fuzzy_graph, nearest_neighbors
-from .impact import gene_impact
+from .impact import cell_gene_impact, gene_impact
 from .inference import project
 from .losses import LOSSES, find_ab_params
 from .preprocess import Preprocessor
@@ -319,14 +319,32 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         return np.concatenate(list(model_inputs(self, X, layer, missing_genes, 1 << 30)))
 
     # ----------------------------------------------------------------- certify
-    def certify(self, X: Any, epsilon: float | None = None, *, layer: str | None = None, method: str | None = None,
-                missing_genes: str = "error", batch_size: int = 256) -> Certificate:
-        """Certified output boxes of cells ``X`` (counts) for z-score perturbations of L∞ size ``epsilon``.
+    def certify(self, X: Any, epsilon: float | None = None, *, radius: bool = True,
+                fraction: float = DEFAULT_FRACTION, rtol: float = DEFAULT_RTOL, layer: str | None = None,
+                method: str | None = None, missing_genes: str = "error", batch_size: int = 4096) -> Certificate:
+        """Certificates of cells ``X`` (counts): output boxes at ``epsilon`` and certified radii.
 
-        Returns a :class:`Certificate` (``lower``, ``upper``, ``area``, ``relative_area``, ``summary()``).
+        Every input within ``epsilon`` (L∞, model input units: z-scores for count models; ``None``: the
+        model's ``epsilon``) maps into the cell's box; every input within the cell's ``radius`` maps into a
+        box whose diagonal is ≤ ``fraction`` × the training embedding's diagonal (see
+        :meth:`certified_radius`; ``radius=False`` skips it, which is ~8× cheaper).
+
+        Returns a :class:`Certificate` (``lower``, ``upper``, ``diagonal``, ``relative_diagonal``, ``area``,
+        ``relative_area``, ``radius``, ``summary()``).
         """
-        return certify(self, X, epsilon, layer=layer, method=method, missing_genes=missing_genes,
-                       batch_size=batch_size)
+        return certify(self, X, epsilon, radius=radius, fraction=fraction, rtol=rtol, layer=layer, method=method,
+                       missing_genes=missing_genes, batch_size=batch_size)
+
+    def certified_radius(self, X: Any, *, fraction: float = DEFAULT_FRACTION, rtol: float = DEFAULT_RTOL,
+                         layer: str | None = None, method: str | None = None, missing_genes: str = "error",
+                         batch_size: int = 4096) -> np.ndarray:
+        """Certified radius of each cell of ``X`` (counts): the largest L∞ ε (model input units) for which the
+        certified output box (``method``, default ``bound_method``) has diagonal ≤ ``fraction`` × the
+        diagonal of the training embedding's bounding box, found by bisection on the bound to relative
+        precision ``rtol``. All cells bisect together. 0: the box exceeds the limit already at ε = 1e-6.
+        """
+        return certified_radius(self, X, fraction=fraction, rtol=rtol, layer=layer, method=method,
+                                missing_genes=missing_genes, batch_size=batch_size)
 
     # ------------------------------------------------------------- gene impact
     def gene_impact(self, X: Any, *, layer: str | None = None, norm: str = "l1", missing_genes: str = "error",
@@ -337,6 +355,20 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         dimensions. Returns a ``pandas.Series`` indexed by gene.
         """
         return gene_impact(self, X, layer=layer, norm=norm, missing_genes=missing_genes, batch_size=batch_size)
+
+    def cell_gene_impact(self, X: Any, *, n_top: int = 10, norm: str = "l2", layer: str | None = None,
+                         missing_genes: str = "error", batch_size: int = 2048):
+        """The ``n_top`` genes that move each cell's embedding most: ``‖∂f(x_c)/∂x_cg‖`` per cell and gene.
+
+        Gradients are taken with respect to the z-scored inputs, i.e. per training standard deviation of
+        the gene, so genes on different expression scales compare. ``norm="l2"`` (default) is the distance
+        the cell's embedding moves per SD (to first order); ``"l1"`` sums over embedding dimensions.
+        Returns a tidy ``pandas.DataFrame`` with one row per cell and rank: ``cell`` (obs name, or row
+        position for a matrix), ``rank`` (1 = largest), ``gene``, ``impact`` (``n_top`` is capped at the
+        number of model genes).
+        """
+        return cell_gene_impact(self, X, n_top=n_top, norm=norm, layer=layer, missing_genes=missing_genes,
+                                batch_size=batch_size)
 
     # --------------------------------------------------------------- save/load
     @property

@@ -103,6 +103,7 @@ def unpack_model(blob: bytes | bytearray | memoryview | np.ndarray) -> tuple[dic
 def model_to_bytes(model: Any) -> bytes:
     """A fitted :class:`~magmap.umap.RobustUMAP` as one blob: its manifest and every array it needs."""
     from .._utils import versions
+    from .certify import reference_diagonal
     from .encoder import layer_widths
 
     params = {k: v for k, v in model.get_params().items() if k != "encoder"}
@@ -116,6 +117,7 @@ def model_to_bytes(model: Any) -> bytes:
         "n_features_in": int(model.n_features_in_), "preprocess": model.preprocessor_.to_manifest(),
         "encoder": {"type": "mlp_linear_relu", "widths": layer_widths(model.encoder_), "output_activation": None},
         "a": model.a_, "b": model.b_, "area_ref": model.area_ref_, "n_epochs": model.n_epochs_,
+        "diagonal_ref": reference_diagonal(model, required=False),  # unit of certified radii
         "batch_size": model.batch_size_, "robust_epochs": model.robust_epochs_,
         "fit_time_s": model.fit_time_, "final_loss": {k: v[-1] if v else None for k, v in model.history_.items()},
     }
