@@ -51,6 +51,9 @@ def test_med_magma_passes_laplace_weight_and_z_scale(adata):
     assert abs(conn - model.cell_graph(5)).max() < 1e-9 * conn.max()
 
 
+# A 20-gene subset of this tiny draw fits a degenerate-looking cell precision (the warning says so);
+# what is tested here is only where the gene graph lands.
+@pytest.mark.filterwarnings("ignore::magmap.medmagma.DegenerateSolutionWarning")
 def test_gene_subset_scattered_back(adata):
     mask = np.zeros(40, dtype=bool)
     mask[::2] = True
