@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from magmap.crown import bound_area_loss, output_bounds
+from magmap.crown import bound_area_loss, crown_bounds, output_bounds
 
 METHODS = ["ibp", "crown", "crown-ibp"]
 FIXTURE_KEYS = {"ibp": "ibp", "crown": "crown", "crown-ibp": "crown_ibp"}
@@ -414,3 +414,82 @@ def test_flatten_first_accepts_multidimensional_input():
     torch.testing.assert_close(lower, net(x), rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match=r"must have shape \(batch, n_features\)"):
         output_bounds(nn.Sequential(*list(net)[1:]), x, 0.1)
+
+
+# ------------------------------------------------------------------------------------------------
+# crown_bounds: CROWN that skips neurons whose sign is already known
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("eps", [0.05, 0.2])
+def test_crown_bounds_fixture_parity(case, eps):
+    data = _fixture(case)
+    net = _net_from_fixture(data)
+    x = torch.tensor(data["X"])
+    with torch.no_grad():
+        res = crown_bounds(net, x, eps)
+    # it intersects CROWN's intervals with IBP's: never looser than auto_LiRPA's CROWN, equal almost everywhere
+    lb, ub = data[f"lb_crown_eps{eps}"], data[f"ub_crown_eps{eps}"]
+    assert np.all(res.lower.numpy() >= lb - 1e-6) and np.all(res.upper.numpy() <= ub + 1e-6)
+    same = np.isclose(res.lower.numpy(), lb, rtol=0, atol=1e-6) & np.isclose(res.upper.numpy(), ub, rtol=0, atol=1e-6)
+    assert same.mean() >= 0.95
+    fwd = data["forward"]
+    assert np.all(res.lower.numpy() <= fwd + 1e-12) and np.all(fwd <= res.upper.numpy() + 1e-12)
+
+
+@pytest.mark.parametrize("eps", [0.01, 0.05, 0.3])
+def test_crown_bounds_sparse_equals_dense_and_full_crown(eps):
+    net = _mlp([30, 40, 40, 40, 2], seed=21)
+    torch.manual_seed(22)
+    x = torch.randn(50, 30, dtype=torch.float64)
+    eps_rows = torch.linspace(0.5, 1.5, 50, dtype=torch.float64) * eps
+    with torch.no_grad():
+        sparse = crown_bounds(net, x, eps_rows)
+        dense = crown_bounds(net, x, eps_rows, sparse=False)
+        lo, up = output_bounds(net, x, eps_rows.reshape(-1, 1))
+    torch.testing.assert_close(sparse.lower, dense.lower, rtol=0, atol=1e-12)
+    torch.testing.assert_close(sparse.upper, dense.upper, rtol=0, atol=1e-12)
+    assert sparse.n_backward_rows <= dense.n_backward_rows == 50 * 80
+    # never looser than full CROWN; the skipped neurons' relaxations are exact
+    assert torch.all(sparse.lower >= lo - 1e-10) and torch.all(sparse.upper <= up + 1e-10)
+    torch.testing.assert_close(sparse.upper - sparse.lower, up - lo, rtol=1e-6, atol=1e-9)
+    if eps == 0.01:
+        assert sparse.n_backward_rows < 0.5 * dense.n_backward_rows
+
+
+def test_crown_bounds_reference_from_a_larger_ball_is_sound():
+    net = _mlp([20, 32, 32, 32, 2], seed=4)
+    torch.manual_seed(5)
+    x = torch.randn(16, 20, dtype=torch.float64)
+    eps = 0.05
+    with torch.no_grad():
+        plain = crown_bounds(net, x, eps)
+        big = crown_bounds(net, x, 1.5 * eps)
+        res = crown_bounds(net, x, eps, reference=big.intermediate)
+        dense = crown_bounds(net, x, eps, reference=big.intermediate, sparse=False)
+    assert res.n_backward_rows < plain.n_backward_rows
+    torch.testing.assert_close(res.lower, dense.lower, rtol=0, atol=1e-12)
+    assert torch.all(res.lower >= plain.lower - 1e-10) and torch.all(res.upper <= plain.upper + 1e-10)
+    for (l, u), (lb, ub) in zip(res.intermediate, big.intermediate):
+        assert torch.all(l >= lb) and torch.all(u <= ub)  # intersected with the reference
+    with torch.no_grad():
+        corners = net(x + eps * torch.sign(torch.randn(300, *x.shape, dtype=x.dtype)))
+    assert torch.all(corners >= res.lower - 1e-10) and torch.all(corners <= res.upper + 1e-10)
+    for j in range(2):
+        for sign in (1.0, -1.0):
+            xa = _pgd(net, x, eps, j, sign)
+            with torch.no_grad():
+                y = net(xa)[:, j]
+            assert torch.all(y >= res.lower[:, j] - 1e-10) and torch.all(y <= res.upper[:, j] + 1e-10)
+
+
+def test_crown_bounds_errors():
+    net = _mlp([4, 5, 2], seed=14)
+    x = torch.randn(3, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="one radius per row"):
+        crown_bounds(net, x, torch.full((1, 4), 0.1))
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        crown_bounds(net, x, -0.1)
+    with pytest.raises(TypeError, match="starts with nn.Linear"):
+        crown_bounds(nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), x, 0.1)
+    with pytest.raises(ValueError, match="`reference` must hold 1"):
+        crown_bounds(net, x, 0.1, reference=[(torch.zeros(3, 4), torch.zeros(3, 4))])

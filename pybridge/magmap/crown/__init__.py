@@ -2,8 +2,10 @@
 
 ``output_bounds`` is the native, batched and differentiable implementation used by the robust
 parametric UMAP (``pumap_spec.md`` §3); ``bound_area_loss`` is the paper's bound-area loss
-(Eq. 5–6, §2.3). auto_LiRPA 0.3 is an optional backend (``backend="auto_lirpa"``), never required.
+(Eq. 5–6, §2.3); ``crown_bounds`` is CROWN for certification, bounding only neurons whose sign
+is not yet known. auto_LiRPA 0.3 is an optional backend (``backend="auto_lirpa"``), never required.
 """
 from ._bounds import DEFAULT_CHUNK_BYTES, METHODS, bound_area_loss, output_bounds
+from ._refine import CrownBounds, crown_bounds
 
-__all__ = ["output_bounds", "bound_area_loss", "METHODS", "DEFAULT_CHUNK_BYTES"]
+__all__ = ["output_bounds", "crown_bounds", "CrownBounds", "bound_area_loss", "METHODS", "DEFAULT_CHUNK_BYTES"]

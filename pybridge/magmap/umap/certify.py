@@ -21,7 +21,7 @@ from torch import nn
 
 from .._validation import check_choice
 from ..crown import METHODS as BOUND_METHODS
-from ..crown import bound_area_loss, output_bounds
+from ..crown import bound_area_loss, crown_bounds, output_bounds
 from ._inputs import model_inputs
 from .impact import jacobian
 
@@ -78,10 +78,35 @@ def box_diagonal(lower: np.ndarray | torch.Tensor, upper: np.ndarray | torch.Ten
     return np.sqrt((np.clip(width, 0, None) ** 2).sum(axis=1))
 
 
-def _diagonal(network: nn.Module, x: torch.Tensor, eps: torch.Tensor, method: str) -> torch.Tensor:
-    """Box diagonals (float64) of the rows of ``x`` at per-row radii ``eps``."""
-    lo, up = output_bounds(network, x, eps.reshape(-1, 1), method=method)
-    return (up - lo).double().clamp(min=0).pow(2).sum(1).sqrt()
+class _Bounds:
+    """Box diagonals of rows at per-row radii, keeping for CROWN each row's pre-activation intervals at the
+    smallest radius evaluated so far whose box exceeded the limit (sound for every smaller radius, they let
+    :func:`~magmap.crown.crown_bounds` skip the neurons already known to be stable)."""
+
+    def __init__(self, network: nn.Module, x: torch.Tensor, method: str) -> None:
+        self.network, self.x, self.method = network, x, method
+        self.reference: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def __call__(self, rows: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list | None]:
+        x = self.x[rows.to(self.x.device)]
+        if self.method != "crown":
+            lo, up = output_bounds(self.network, x, eps.reshape(-1, 1), method=self.method)
+            return lo, up, None
+        ref = None if self.reference is None else [(l[rows], u[rows]) for l, u in self.reference]
+        res = crown_bounds(self.network, x, eps, reference=ref)
+        return res.lower, res.upper, res.intermediate
+
+    def keep(self, rows: torch.Tensor, inter: list | None, exceeded: torch.Tensor) -> None:
+        """Store the intervals of the rows whose box exceeded the limit."""
+        if not inter or not bool(exceeded.any()):
+            return
+        if self.reference is None:
+            n = self.x.shape[0]
+            self.reference = [(torch.full((n, l.shape[1]), -math.inf, dtype=l.dtype, device=l.device),
+                               torch.full((n, l.shape[1]), math.inf, dtype=l.dtype, device=l.device)) for l, _ in inter]
+        idx = rows[exceeded].to(inter[0][0].device)
+        for (l_ref, u_ref), (l, u) in zip(self.reference, inter):
+            l_ref[idx], u_ref[idx] = l[exceeded], u[exceeded]
 
 
 def _first_order_guess(network: nn.Module, x: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
@@ -104,11 +129,14 @@ class Radius(NamedTuple):
     upper: np.ndarray
     #: Bound evaluations per row.
     n_evaluations: np.ndarray
+    #: With ``probe``: the output box ``(lower, upper)`` at ``probe`` (float arrays ``(n, n_out)``), else ``None``.
+    probe_box: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def bisect_radius(network: nn.Module, x: torch.Tensor | np.ndarray, limit: float | np.ndarray, *,
                   method: str = "crown", rtol: float = DEFAULT_RTOL, min_epsilon: float = MIN_EPSILON,
-                  max_epsilon: float = MAX_EPSILON, guess: torch.Tensor | np.ndarray | None = None) -> Radius:
+                  max_epsilon: float = MAX_EPSILON, guess: torch.Tensor | np.ndarray | None = None,
+                  probe: float | None = None) -> Radius:
     """Per-row certified radius of ``network``: the largest L∞ radius ε whose certified output box has
     diagonal ``‖u − l‖₂ ≤ limit``, to relative precision ``rtol``.
 
@@ -118,6 +146,10 @@ def bisect_radius(network: nn.Module, x: torch.Tensor | np.ndarray, limit: float
     ``upper ≤ radius·(1 + rtol)``. The reported radius is always an ε at which the bound was evaluated
     and met the limit, so the certificate holds for it whatever the bisection's path; the bound is not
     guaranteed monotone in ε (the adaptive ReLU relaxation), so "largest" holds up to that.
+
+    With ``method="crown"`` the bounds come from :func:`magmap.crown.crown_bounds`, which skips neurons
+    whose sign IBP, or the intervals of the row's current upper end (a larger ball), already decide: sound,
+    and at least as tight as full CROWN on every neuron it bounds.
 
     Parameters
     ----------
@@ -136,15 +168,21 @@ def bisect_radius(network: nn.Module, x: torch.Tensor | np.ndarray, limit: float
         it at ``max_epsilon`` get ``max_epsilon`` (and ``upper = inf``).
     guess
         Optional starting radii per row (default: the first-order radius from the Jacobian).
+    probe
+        Optional ε > 0 evaluated first for every row; its box is returned in ``probe_box``. It is a point
+        of the search, so ``radius ≥ probe`` exactly when that box's diagonal is ≤ ``limit``.
 
     Returns
     -------
     Radius
-        ``radius``, ``upper`` and ``n_evaluations`` per row.
+        ``radius``, ``upper``, ``n_evaluations`` (and ``probe_box``) per row.
     """
     rtol = _check_rtol(rtol)
     if not (0 < min_epsilon < max_epsilon and math.isfinite(max_epsilon)):
         raise ValueError(f"need 0 < `min_epsilon` < `max_epsilon` < inf, got {min_epsilon} and {max_epsilon}.")
+    if probe is not None and not (math.isfinite(probe) and probe > 0):
+        raise ValueError(f"`probe` must be a finite ε > 0, got {probe!r}.")
+    method = check_choice(method, "method", BOUND_METHODS)
     param = next(network.parameters())
     x = torch.as_tensor(x).to(device=param.device, dtype=param.dtype)
     if x.ndim != 2:
@@ -160,20 +198,28 @@ def bisect_radius(network: nn.Module, x: torch.Tensor | np.ndarray, limit: float
     d_lo = torch.zeros(n, dtype=torch.float64)
     d_hi = torch.full((n,), math.inf, dtype=torch.float64)
     evals = torch.zeros(n, dtype=torch.int64)
+    box = None
     if n == 0:
-        return Radius(lo.numpy(), hi.numpy(), evals.numpy())
+        return Radius(lo.numpy(), hi.numpy(), evals.numpy(), None if probe is None else (np.zeros((0, 0)),) * 2)
+    bounds = _Bounds(network, x, method)
     with torch.no_grad():
-        e = torch.as_tensor(guess, dtype=torch.float64).reshape(-1).expand(n).clone() if guess is not None \
+        first = torch.as_tensor(guess, dtype=torch.float64).reshape(-1).expand(n).clone() if guess is not None \
             else _first_order_guess(network, x, lim)
-        e = e.nan_to_num(nan=1.0).clamp(min_epsilon, max_epsilon)
+        first = first.nan_to_num(nan=1.0).clamp(min_epsilon, max_epsilon)
+        e = first.clone() if probe is None else torch.full((n,), float(probe), dtype=torch.float64)
+        pending = probe is not None  # the first-order guess is still to try
         active = torch.arange(n)
         for _ in range(_MAX_ITER):
             # evaluate at the ε the network actually sees (its dtype), so the reported radius was verified
             eps = e[active].to(param.dtype)
             e[active] = eps.double()
-            d = _diagonal(network, x[active], eps.to(param.device), method).cpu()
+            lower, upper, inter = bounds(active, eps.to(param.device))
+            d = (upper - lower).double().clamp(min=0).pow(2).sum(1).sqrt().cpu()
+            if box is None and probe is not None:
+                box = (lower.detach().cpu().numpy(), upper.detach().cpu().numpy())
             evals[active] += 1
             ok = d <= lim[active]
+            bounds.keep(active, inter, ~ok)
             lo[active[ok]], d_lo[active[ok]] = e[active[ok]], d[ok]
             hi[active[~ok]], d_hi[active[~ok]] = e[active[~ok]], d[~ok]
             a_lo, a_hi, a_lim = lo[active], hi[active], lim[active]
@@ -188,6 +234,10 @@ def bisect_radius(network: nn.Module, x: torch.Tensor | np.ndarray, limit: float
             shrink = (a_lim / d_hi[active] / 1.02).clamp(1 / _MAX_STEP, 1 / _MIN_STEP)
             nxt = torch.where(only_lo, (a_lo * grow).clamp(max=max_epsilon), nxt)
             nxt = torch.where(only_hi, (a_hi * shrink).clamp(min=min_epsilon), nxt)
+            if pending:  # after the probe, try the first-order radius where it lies inside the bracket
+                g = first[active]
+                nxt = torch.where((g > a_lo * (1 + rtol)) & (g < a_hi / (1 + rtol)), g, nxt)
+                pending = False
             e[active] = nxt
             active = active[~done]
             if not active.numel():
@@ -195,7 +245,7 @@ def bisect_radius(network: nn.Module, x: torch.Tensor | np.ndarray, limit: float
         else:
             logger.warning("certified radius: %d rows did not reach rtol=%g in %d steps; their radius is the "
                            "last verified ε", active.numel(), rtol, _MAX_ITER)
-    return Radius(lo.numpy(), hi.numpy(), evals.numpy())
+    return Radius(lo.numpy(), hi.numpy(), evals.numpy(), box)
 
 
 def _check_rtol(rtol: float) -> float:
@@ -295,6 +345,16 @@ def certified_radius(model: Any, X: Any, *, fraction: float = DEFAULT_FRACTION, 
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+def _boxes(network: nn.Module, x: torch.Tensor, eps: float, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Output boxes at one ε (CROWN through :func:`~magmap.crown.crown_bounds`: same bounds, fewer passes)."""
+    if method == "crown" and eps > 0:
+        res = crown_bounds(network, x, eps)
+        lo, up = res.lower, res.upper
+    else:
+        lo, up = output_bounds(network, x, eps, method=method)
+    return lo.float().cpu().numpy(), up.float().cpu().numpy()
+
+
 def certify(model: Any, X: Any, epsilon: float | None = None, *, radius: bool = True,
             fraction: float = DEFAULT_FRACTION, rtol: float = DEFAULT_RTOL, layer: str | None = None,
             method: str | None = None, missing_genes: str = "error", batch_size: int = 4096) -> Certificate:
@@ -309,11 +369,16 @@ def certify(model: Any, X: Any, epsilon: float | None = None, *, radius: bool = 
     with torch.no_grad():
         for Z in model_inputs(model, X, layer, missing_genes, batch_size):
             x = torch.from_numpy(Z).to(device)
-            l, u = output_bounds(model.encoder_, x, eps, method=method)
-            lo.append(l.float().cpu().numpy())
-            up.append(u.float().cpu().numpy())
             if radius:
-                rad.append(bisect_radius(model.encoder_, x, fraction * diag_ref, method=method, rtol=rtol).radius)
+                # ε is the search's first point, so radius ≥ ε exactly when the box at ε meets the limit
+                res = bisect_radius(model.encoder_, x, fraction * diag_ref, method=method, rtol=rtol,
+                                    probe=eps if eps > 0 else None)
+                rad.append(res.radius)
+                l, u = res.probe_box if eps > 0 else _boxes(model.encoder_, x, eps, method)
+            else:
+                l, u = _boxes(model.encoder_, x, eps, method)
+            lo.append(np.asarray(l, dtype=np.float32))
+            up.append(np.asarray(u, dtype=np.float32))
     k = model.encoder_[-1].out_features
     lower = np.concatenate(lo) if lo else np.zeros((0, k), np.float32)
     upper = np.concatenate(up) if up else np.zeros((0, k), np.float32)
