@@ -32,5 +32,26 @@ def embedding_key(key: str) -> str:
 
 
 def certified_box_key(key: str) -> str:
-    """obs column holding the per-cell certified-box size of an embedding."""
+    """obs column holding the per-cell certified-box size of an embedding (box diagonal at ε relative to
+    the training embedding's diagonal)."""
     return f"{key}_certified_box"
+
+
+def certified_radius_key(key: str) -> str:
+    """obs column holding each cell's certified radius."""
+    return f"{key}_certified_radius"
+
+
+def box_corner_keys(key: str) -> tuple[str, str]:
+    """obsm keys of the certified boxes' lower and upper corners."""
+    return f"{key}_box_lower", f"{key}_box_upper"
+
+
+def top_gene_key(key: str) -> str:
+    """obs column naming the gene that moves each cell's embedding most."""
+    return f"{key}_top_gene"
+
+
+def top_genes_key(key: str) -> str:
+    """obsm key of the per-cell table of top genes (``gene_1..k``, ``impact_1..k``)."""
+    return f"{key}_top_genes"

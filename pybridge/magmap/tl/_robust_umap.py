@@ -4,29 +4,70 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from .._keys import ROBUST_UMAP_KEY, certified_box_key, embedding_key
+from .._keys import (ROBUST_UMAP_KEY, box_corner_keys, certified_box_key, certified_radius_key, embedding_key,
+                     top_gene_key, top_genes_key)
 from .._utils import versions
+from ..umap import RobustUMAP
+from ..umap.certify import DEFAULT_FRACTION
 
 __all__ = ["robust_umap", "robust_umap_transform"]
 
+# the estimator's own defaults, so that changing one there changes it here too
+_D = RobustUMAP().get_params()
 
-def _write(adata: Any, model: Any, Z: np.ndarray, cert: Any, key: str, params: dict) -> None:
-    adata.obsm[embedding_key(key)] = np.asarray(Z, dtype=np.float32)
-    if cert is not None:
-        adata.obs[certified_box_key(key)] = np.asarray(cert.relative_area, dtype=np.float64)
-    adata.uns[key] = {"params": params, "model": np.frombuffer(model.to_bytes(), dtype=np.uint8).copy()}
+
+def _top_genes_table(top: pd.DataFrame, obs_names: Any) -> pd.DataFrame:
+    """Wide per-cell table (index ``obs_names``; columns ``gene_1..k``, ``impact_1..k``) from the tidy
+    result of :meth:`RobustUMAP.cell_gene_impact` (one row per cell and rank, cells in order)."""
+    n = len(obs_names)
+    k = int(top["rank"].max()) if len(top) else 0
+    genes = top["gene"].to_numpy(dtype=object).reshape(n, k)
+    impact = top["impact"].to_numpy(dtype=np.float64).reshape(n, k)
+    cols = {f"gene_{r + 1}": genes[:, r].astype(str) for r in range(k)}
+    cols.update({f"impact_{r + 1}": impact[:, r] for r in range(k)})
+    return pd.DataFrame(cols, index=pd.Index(obs_names))
+
+
+def _annotate(adata: Any, model: RobustUMAP, *, layer: str | None, missing_genes: str, certify: bool,
+              epsilon: float | None, fraction: float, top_genes: int | None, key: str) -> dict:
+    """Certificates and top genes of ``adata``'s cells, written under ``key``; returns the summary for ``uns``."""
+    extra: dict = {}
+    if certify:
+        cert = model.certify(adata, epsilon, fraction=fraction, layer=layer, missing_genes=missing_genes)
+        adata.obs[certified_radius_key(key)] = np.asarray(cert.radius, dtype=np.float64)
+        adata.obs[certified_box_key(key)] = np.asarray(cert.relative_diagonal, dtype=np.float64)
+        lower_key, upper_key = box_corner_keys(key)
+        adata.obsm[lower_key] = np.asarray(cert.lower, dtype=np.float32)
+        adata.obsm[upper_key] = np.asarray(cert.upper, dtype=np.float32)
+        extra["certificate"] = {**cert.summary(), "method": cert.method}
+    if top_genes is not None:
+        top = model.cell_gene_impact(adata, n_top=top_genes, layer=layer, missing_genes=missing_genes)
+        table = _top_genes_table(top, adata.obs_names)
+        adata.obsm[top_genes_key(key)] = table
+        adata.obs[top_gene_key(key)] = pd.Categorical(table["gene_1"].to_numpy())
+    return extra
+
+
+def _params(model: RobustUMAP, **extra: Any) -> dict:
+    params = {k: v for k, v in model.get_params().items() if k != "encoder"}
+    params["hidden_layers"] = list(model.hidden_layers)
+    params.update(random_state=model.random_state_, area_ref=model.area_ref_, versions=versions(), **extra)
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def robust_umap(
-    adata: Any, *, layer: str | None = None, n_neighbors: int = 15, n_components: int = 2, min_dist: float = 0.1,
-    spread: float = 1.0, n_epochs: int | None = None, batch_size: int | None = None, loss: str = "graph",
-    n_top_genes: int | None = 2000, log1p: bool = False, epsilon: float = 0.2, robust: bool = True,
-    robust_weight: float = 1.0, bound_method: str = "crown", certify: bool = True, device: str = "auto",
-    random_state: int | None = 0, verbose: bool = False, key_added: str = ROBUST_UMAP_KEY, copy: bool = False,
-    **kwargs: Any,
+    adata: Any, *, layer: str | None = None, n_neighbors: int = _D["n_neighbors"],
+    n_components: int = _D["n_components"], min_dist: float = _D["min_dist"], spread: float = _D["spread"],
+    n_epochs: int | None = _D["n_epochs"], batch_size: int | None = _D["batch_size"], loss: str = _D["loss"],
+    n_top_genes: int | None = _D["n_top_genes"], log1p: bool = _D["log1p"], epsilon: float = _D["epsilon"],
+    robust: bool = _D["robust"], robust_weight: float = _D["robust_weight"], bound_method: str = _D["bound_method"],
+    certify: bool = True, fraction: float = DEFAULT_FRACTION, top_genes: int | None = None,
+    device: str = _D["device"], random_state: int | None = 0, verbose: bool = False,
+    key_added: str = ROBUST_UMAP_KEY, copy: bool = False, **kwargs: Any,
 ) -> Any:
-    """Fit a :class:`magmap.RobustUMAP` on the counts of ``adata`` and store the embedding and model.
+    """Fit a :class:`magmap.RobustUMAP` on the counts of ``adata`` and store the embedding, certificates and model.
 
     Parameters
     ----------
@@ -36,9 +77,16 @@ def robust_umap(
         Layer holding the counts (``None``: ``adata.X``).
     n_neighbors, n_components, min_dist, spread, n_epochs, batch_size, loss, n_top_genes, log1p, epsilon,
     robust, robust_weight, bound_method, device, random_state, verbose
-        See :class:`magmap.RobustUMAP`; other estimator arguments can be passed in ``kwargs``.
+        See :class:`magmap.RobustUMAP` (same defaults, except ``random_state=0``); other estimator
+        arguments can be passed in ``kwargs``. ``epsilon`` is also the radius of the stored boxes.
     certify
-        Compute each cell's certified box (``RobustUMAP.certify``) and store its relative area.
+        Compute each cell's certified radius and its box at ``epsilon`` (:meth:`RobustUMAP.certify`).
+    fraction
+        The certified radius is the largest L∞ perturbation (model input units: z-scores) whose certified
+        box has a diagonal ≤ ``fraction`` × the diagonal of the training embedding's bounding box.
+    top_genes
+        If given, the number of genes stored per cell that move its embedding most
+        (:meth:`RobustUMAP.cell_gene_impact`, per training SD of each gene).
     key_added
         Key under which results are stored.
     copy
@@ -49,33 +97,40 @@ def robust_umap(
     ``None`` (or the copy when ``copy=True``). Writes
 
     * ``adata.obsm["X_" + key_added]`` — embedding, ``(n_obs, n_components)`` float32;
-    * ``adata.obs[key_added + "_certified_box"]`` — per-cell certified-box area for an L∞ ``epsilon``
-      ball, relative to the area of the embedding's bounding box (only if ``certify``);
-    * ``adata.uns[key_added]`` — ``{"params": {hyper-parameters, "random_state", "epsilon",
-      "bound_method", "genes_used", "hvg_flavor", "area_ref", "versions"}, "model": np.uint8 array}``,
-      the model as :meth:`RobustUMAP.to_bytes` (load with ``RobustUMAP.from_bytes(adata.uns[key]["model"])``).
+    * ``adata.obs[key_added + "_certified_radius"]`` — each cell's certified radius (if ``certify``);
+    * ``adata.obs[key_added + "_certified_box"]`` — diagonal of the cell's certified box at ``epsilon``
+      over the training embedding's diagonal; ``≤ fraction`` exactly when the radius is ``≥ epsilon``
+      (if ``certify``);
+    * ``adata.obsm[key_added + "_box_lower"]``, ``[key_added + "_box_upper"]`` — the boxes' corners,
+      ``(n_obs, n_components)`` (if ``certify``);
+    * ``adata.obs[key_added + "_top_gene"]`` (categorical) and ``adata.obsm[key_added + "_top_genes"]``
+      (DataFrame ``gene_1..k``, ``impact_1..k``) — if ``top_genes``;
+    * ``adata.uns[key_added]`` — ``{"params": {hyper-parameters, "random_state", "epsilon", "fraction",
+      "bound_method", "genes_used", "hvg_flavor", "area_ref", "versions", ...}, "model": np.uint8 array,
+      "certificate": RobustUMAP.certify(...).summary() (if certify)}``; the model is
+      :meth:`RobustUMAP.to_bytes` (load with ``RobustUMAP.from_bytes(adata.uns[key]["model"])``).
     """
-    from ..umap import RobustUMAP
-
     adata = adata.copy() if copy else adata
     model = RobustUMAP(n_neighbors=n_neighbors, n_components=n_components, min_dist=min_dist, spread=spread,
                        n_epochs=n_epochs, batch_size=batch_size, loss=loss, n_top_genes=n_top_genes, log1p=log1p,
                        epsilon=epsilon, robust=robust, robust_weight=robust_weight, bound_method=bound_method,
                        device=device, random_state=random_state, verbose=verbose, **kwargs)
     model.fit(adata, layer=layer)
-    cert = model.certify(adata, layer=layer) if certify else None
-    params = {k: v for k, v in model.get_params().items() if k != "encoder" and v is not None}
-    params["hidden_layers"] = list(model.hidden_layers)
-    params.update(layer=layer, random_state=model.random_state_, genes_used=np.asarray(model.genes_, dtype=object),
-                  hvg_flavor=model.hvg_flavor_, area_ref=model.area_ref_, versions=versions())
-    _write(adata, model, model.embedding_, cert, key_added, {k: v for k, v in params.items() if v is not None})
+    adata.obsm[embedding_key(key_added)] = np.asarray(model.embedding_, dtype=np.float32)
+    extra = _annotate(adata, model, layer=layer, missing_genes="error", certify=certify, epsilon=None,
+                      fraction=fraction, top_genes=top_genes, key=key_added)
+    params = _params(model, layer=layer, genes_used=np.asarray(model.genes_, dtype=object),
+                     hvg_flavor=model.hvg_flavor_, fraction=fraction, top_genes=top_genes)
+    adata.uns[key_added] = {"params": params, "model": np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
+                            **extra}
     return adata if copy else None
 
 
 def robust_umap_transform(
     adata: Any, *, model: Any = None, reference: Any = None, reference_key: str = ROBUST_UMAP_KEY,
-    layer: str | None = None, missing_genes: str = "error", certify: bool = True,
-    key_added: str = ROBUST_UMAP_KEY, copy: bool = False,
+    layer: str | None = None, missing_genes: str = "error", certify: bool = True, epsilon: float | None = None,
+    fraction: float = DEFAULT_FRACTION, top_genes: int | None = None, key_added: str = ROBUST_UMAP_KEY,
+    copy: bool = False,
 ) -> Any:
     """Project the cells of ``adata`` with a fitted model (training preprocessing statistics, genes by name).
 
@@ -90,17 +145,19 @@ def robust_umap_transform(
         AnnData on which :func:`robust_umap` was run, and its ``key_added``.
     missing_genes
         ``"error"`` (default) or ``"zero"`` (fill missing model genes with zero counts).
-    certify, key_added, copy
+    epsilon
+        Radius of the stored boxes (``None``: the model's ``epsilon``).
+    certify, fraction, top_genes, key_added, copy
         As in :func:`robust_umap`.
 
     Returns
     -------
-    ``None`` (or the copy). Writes ``obsm["X_" + key_added]``, ``obs[key_added + "_certified_box"]`` (if
-    ``certify``) and ``uns[key_added] = {"params": {"projected": True, "missing_genes", "layer", "versions",
-    ...model params}, "model": np.uint8 array}``.
+    ``None`` (or the copy). Writes ``obsm["X_" + key_added]``, the certificate entries of
+    :func:`robust_umap` (``obs[key_added + "_certified_radius"]``, ``obs[key_added + "_certified_box"]``,
+    ``obsm[key_added + "_box_lower"/"_box_upper"]``) if ``certify``, the top-gene entries if ``top_genes``,
+    and ``uns[key_added] = {"params": {"projected": True, "missing_genes", "layer", "fraction", "versions",
+    ...model params}, "model": np.uint8 array, "certificate": summary (if certify)}``.
     """
-    from ..umap import RobustUMAP
-
     if model is None:
         if reference is None:
             raise ValueError("pass `model=` (a fitted RobustUMAP or its bytes) or `reference=` (an AnnData on which "
@@ -113,10 +170,13 @@ def robust_umap_transform(
         model = RobustUMAP.from_bytes(model)
     adata = adata.copy() if copy else adata
     Z = model.transform(adata, layer=layer, missing_genes=missing_genes)
-    cert = model.certify(adata, layer=layer, missing_genes=missing_genes) if certify else None
-    params = {k: v for k, v in model.get_params().items() if k != "encoder" and v is not None}
-    params["hidden_layers"] = list(model.hidden_layers)
-    params.update(projected=True, missing_genes=missing_genes, layer=layer, random_state=model.random_state_,
-                  area_ref=model.area_ref_, versions=versions())
-    _write(adata, model, Z, cert, key_added, {k: v for k, v in params.items() if v is not None})
+    adata.obsm[embedding_key(key_added)] = np.asarray(Z, dtype=np.float32)
+    extra = _annotate(adata, model, layer=layer, missing_genes=missing_genes, certify=certify, epsilon=epsilon,
+                      fraction=fraction, top_genes=top_genes, key=key_added)
+    params = _params(model, projected=True, missing_genes=missing_genes, layer=layer, fraction=fraction,
+                     top_genes=top_genes)
+    if epsilon is not None:
+        params["epsilon"] = float(epsilon)
+    adata.uns[key_added] = {"params": params, "model": np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
+                            **extra}
     return adata if copy else None
