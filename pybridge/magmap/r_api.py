@@ -188,14 +188,29 @@ def _umap_input(x: Any, feature_names: Any) -> Any:
     return ad.AnnData(X=X, var=pd.DataFrame(index=[str(n) for n in names]))
 
 
-def _umap_result(model: Any, X: Any, embedding: Any, certify: bool) -> dict[str, Any]:
+def _umap_result(model: Any, X: Any, embedding: Any, certify: bool, *, epsilon: Any = None, fraction: Any = None,
+                 top_genes: Any = None, missing_genes: str = "error") -> dict[str, Any]:
+    """Embedding, certificates (radius, relative box size and corners at ε, summary) and top genes per cell."""
     import numpy as np
+
+    from .umap.certify import DEFAULT_FRACTION
 
     out: dict[str, Any] = {"embedding": np.asarray(embedding, dtype=np.float64)}
     if certify:
-        cert = model.certify(X)
-        out["certified_box"] = np.asarray(cert.relative_area, dtype=np.float64)
-        out["certificate"] = {k: float(v) for k, v in cert.summary().items()}
+        cert = model.certify(X, None if epsilon is None else float(epsilon),
+                             fraction=DEFAULT_FRACTION if fraction is None else float(fraction),
+                             missing_genes=missing_genes)
+        out["certified_radius"] = np.asarray(cert.radius, dtype=np.float64)
+        out["certified_box"] = np.asarray(cert.relative_diagonal, dtype=np.float64)
+        out["box_lower"] = np.asarray(cert.lower, dtype=np.float64)
+        out["box_upper"] = np.asarray(cert.upper, dtype=np.float64)
+        out["certificate"] = {**{k: float(v) for k, v in cert.summary().items()}, "method": cert.method}
+    if top_genes is not None:
+        top = model.cell_gene_impact(X, n_top=int(top_genes), missing_genes=missing_genes)
+        k = int(top["rank"].max()) if len(top) else 0
+        # cells as 1-based positions: R puts its own cell names back
+        top["cell"] = np.repeat(np.arange(1, out["embedding"].shape[0] + 1, dtype=np.int64), k)
+        out["top_genes"] = top
     return out
 
 
@@ -206,20 +221,26 @@ def robust_umap(
     seed: Any = 0,
     certify: bool = True,
     options: Any = None,
+    fraction: Any = None,
+    top_genes: Any = None,
 ) -> dict[str, Any]:
     """Fit :class:`magmap.RobustUMAP` on cells × features data from R.
 
     ``x`` arrives cells × genes (an assay) or cells × dimensions (a reducedDim); ``feature_names``
-    are the gene names used to align query cells at projection. Returns the ``embedding``, the
-    per-cell ``certified_box`` (box area relative to the embedding's extent), the ``model`` as bytes
-    (the same bytes :meth:`~magmap.RobustUMAP.save` writes) and its ``manifest``.
+    are the gene names used to align query cells at projection; ``options`` holds the estimator's
+    arguments that R set (the others keep RobustUMAP's defaults). Returns the ``embedding``; with
+    ``certify`` each cell's ``certified_radius`` (for ``fraction``, default 0.05), ``certified_box``
+    (box diagonal at ε over the embedding's diagonal), ``box_lower``/``box_upper`` and the
+    ``certificate`` summary; with ``top_genes`` the tidy ``top_genes`` table (``cell`` as 1-based
+    position); the ``model`` as bytes (the same bytes :meth:`~magmap.RobustUMAP.save` writes) and its
+    ``manifest``.
     """
     from .umap import RobustUMAP
 
     data = _umap_input(x, feature_names)
     model = RobustUMAP(input_type=input_type, random_state=None if seed is None else int(seed),
                        **(decode(options) or {})).fit(data)
-    out = _umap_result(model, data, model.embedding_, bool(certify))
+    out = _umap_result(model, data, model.embedding_, bool(certify), fraction=fraction, top_genes=top_genes)
     blob = model.to_bytes()
     # the manifest travels as JSON text so R parses it exactly as loadRobustUMAP() does from a file
     from .umap.io import unpack_model
@@ -229,13 +250,16 @@ def robust_umap(
 
 
 def robust_umap_project(model: Any, x: Any, feature_names: Any = None, certify: bool = True,
-                        missing_genes: str = "error") -> dict[str, Any]:
-    """Project cells × features data from R with a model given as bytes; embedding + certified boxes."""
+                        missing_genes: str = "error", epsilon: Any = None, fraction: Any = None,
+                        top_genes: Any = None) -> dict[str, Any]:
+    """Project cells × features data from R with a model given as bytes: the embedding and, as in
+    :func:`robust_umap`, certificates (boxes at ``epsilon``, default the model's) and top genes."""
     from .umap import RobustUMAP
 
     fitted = RobustUMAP.from_bytes(bytes(model))
     data = _umap_input(x, feature_names)
-    out = _umap_result(fitted, data, fitted.transform(data, missing_genes=missing_genes), bool(certify))
+    out = _umap_result(fitted, data, fitted.transform(data, missing_genes=missing_genes), bool(certify),
+                       epsilon=epsilon, fraction=fraction, top_genes=top_genes, missing_genes=missing_genes)
     return encode(out)
 
 

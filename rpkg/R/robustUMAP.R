@@ -1,32 +1,51 @@
 #' Robust parametric UMAP
 #'
 #' Trains a neural-network encoder (3 hidden ReLU layers) with UMAP's fuzzy cross-entropy on a kNN
-#' graph of the cells, then (with `robust = TRUE`) continues training with a penalty on CROWN bounds
-#' so that perturbing a cell's (z-scored) expression by up to `epsilon` moves its embedding little.
-#' The fitted model projects new cells without refitting ([projectRobustUMAP()]) and gives each
-#' cell a *certified box*: the region its embedding is guaranteed to stay in under such
-#' perturbations (reported as box area relative to the embedding's extent; small = stable).
+#' graph of the cells, then (unless `robust = FALSE`) continues training with a penalty on CROWN
+#' bounds so that perturbing a cell's (z-scored) expression moves its embedding little. The fitted
+#' model projects new cells without refitting ([projectRobustUMAP()]) and certifies each cell:
 #'
-#' By default the model is trained on counts: it selects `ntop` highly variable genes (seurat_v3),
+#' * its **certified radius**: the largest perturbation (L-infinity, in z-score units of the
+#'   training statistics) for which the embedding provably stays inside a box whose diagonal is at
+#'   most `fraction` (default 5 %) of the diagonal of the whole training embedding. Larger is more
+#'   stable; it is found by bisection on the CROWN bound.
+#' * its **certified box** at `epsilon`: the region its embedding provably stays in when the
+#'   expression is perturbed by up to `epsilon`, reported as the box diagonal relative to the
+#'   embedding's diagonal (it is at most `fraction` exactly when the radius is at least `epsilon`).
+#'
+#' With `top.genes`, it also names, for every cell, the genes that move its embedding most (the
+#' gradient of the embedding per training standard deviation of the gene).
+#'
+#' By default the model is trained on counts: it selects highly variable genes (seurat_v3),
 #' normalises library sizes, optionally log-transforms and z-scores, storing these statistics in the
 #' model so new cells are processed identically (genes are matched by name). With `dimred`, it
 #' trains on existing coordinates (e.g. PCA) instead, used as given.
 #'
+#' Arguments left `NULL` take the default of the Python class `magmap.RobustUMAP`, so both
+#' languages always share one set of defaults; the values used are recorded in
+#' `metadata(x)[[name]]$params` (and printed with the model).
+#'
 #' @param x A genes x cells count matrix (dense or sparse), a SummarizedExperiment /
 #'   SingleCellExperiment, or (for `runRobustUMAP`) a Seurat object.
-#' @param ncomponents Number of embedding dimensions.
-#' @param n_neighbors Number of neighbours of the kNN graph.
-#' @param min_dist UMAP's `min_dist`.
-#' @param epsilon Radius (L-infinity, z-score units) of the perturbations the robust phase and the
-#'   certified boxes consider.
-#' @param robust Run the robust (CROWN-regularised) phase after UMAP training.
-#' @param ntop Number of highly variable genes used (counts input).
-#' @param log1p Log-transform after library-size normalisation.
-#' @param n_epochs Training epochs; `NULL` chooses a budget by data size.
-#' @param certify Compute the per-cell certified boxes.
+#' @param ncomponents Number of embedding dimensions (`NULL`: Python's default).
+#' @param n_neighbors Number of neighbours of the kNN graph (`NULL`: Python's default).
+#' @param min_dist UMAP's `min_dist` (`NULL`: Python's default).
+#' @param epsilon Radius (L-infinity, z-score units) of the perturbations the robust phase trains
+#'   against and of the certified boxes (`NULL`: Python's default).
+#' @param robust Run the robust (CROWN-regularised) phase after UMAP training (`NULL`: Python's
+#'   default).
+#' @param ntop Number of highly variable genes used for counts input (`NULL`: Python's default;
+#'   `Inf`: all genes).
+#' @param log1p Log-transform after library-size normalisation (`NULL`: Python's default).
+#' @param n_epochs Training epochs (`NULL`: Python's default, a budget chosen by data size).
+#' @param certify Compute the per-cell certified radius and box.
+#' @param fraction Largest certified-box diagonal, as a fraction of the training embedding's
+#'   diagonal, that defines the certified radius (`NULL`: Python's default, 0.05).
+#' @param top.genes Number of genes to report per cell that move its embedding most, or `NULL`
+#'   (default) for none.
 #' @param transposed `x` is already cells x features (used as given, no count preprocessing).
 #' @param seed Seed; `NULL` draws one from R's RNG, so `set.seed()` controls the result.
-#' @param device `"auto"` (GPU when present), `"cpu"` or `"cuda"`.
+#' @param device `"auto"` (GPU when present), `"cpu"` or `"cuda"` (`NULL`: Python's default).
 #' @param verbose Show progress (R messages and Python progress bars); default: the option
 #'   `magmap.verbose`, else `TRUE` in interactive sessions.
 #' @param python.args A named list of further arguments of the Python `magmap.RobustUMAP`
@@ -37,18 +56,28 @@
 #' @param name Name of the stored embedding and metadata entry.
 #' @param ... Arguments passed to the method for the underlying matrix.
 #' @return `calculateRobustUMAP()`: a list with `embedding` (cells x `ncomponents` matrix),
-#'   `certified.box` (per-cell relative box area, or `NULL` when `certify = FALSE`), `certificate`
-#'   (a summary) and `model` (a `RobustUMAPModel`). `runRobustUMAP()` returns `x` with
-#'   `reducedDim(x, name)`, `colData(x)[[paste0(name, ".certified_box")]]` and
-#'   `metadata(x)[[name]]` = `list(model, params, certificate)`; the model is stored as raw bytes,
-#'   so `saveRDS(x)` keeps a working model. For Seurat: a `DimReduc` named `name` holding the model
-#'   in its `misc`, and a `meta.data` column with the boxes.
+#'   `certified.radius` (per-cell radius), `certified.box` (per-cell box diagonal at `epsilon`
+#'   relative to the embedding's diagonal), `box.lower` and `box.upper` (cells x `ncomponents`
+#'   corners of the boxes), `certificate` (a summary: radius quantiles, box sizes, `epsilon`,
+#'   `fraction`) -- these five `NULL` when `certify = FALSE` --, `top.genes` (a data.frame with one
+#'   row per cell and rank: `cell`, `rank`, `gene`, `impact`; `NULL` without `top.genes`) and
+#'   `model` (a `RobustUMAPModel`). `runRobustUMAP()` returns `x` with `reducedDim(x, name)`,
+#'   `colData(x)[[paste0(name, ".certified_radius")]]`,
+#'   `colData(x)[[paste0(name, ".certified_box")]]`, with `top.genes` also
+#'   `colData(x)[[paste0(name, ".top_gene")]]` (the gene moving each cell most) and
+#'   `colData(x)[[paste0(name, ".top_genes")]]` (a nested `DataFrame` with columns `gene_1`, ...,
+#'   `impact_1`, ...), and `metadata(x)[[name]]` = `list(model, params, certificate)`; the model is
+#'   stored as raw bytes, so `saveRDS(x)` keeps a working model. For Seurat: a `DimReduc` named
+#'   `name` holding the model, certificate and top-gene table in its `misc`, and `meta.data`
+#'   columns `name.certified_radius`, `name.certified_box` (and `name.top_gene`).
 #' @examples
 #' if (magmapAvailable()) {
 #'     # a short training budget keeps the example quick; the defaults train longer
 #'     sce <- runRobustUMAP(magmapExampleData(), seed = 1, ntop = 300, n_epochs = 30,
-#'         python.args = list(robust_epochs = 3L))
-#'     scater::plotReducedDim(sce, "RobustUMAP", colour_by = "cell_type")
+#'         top.genes = 3, python.args = list(robust_epochs = 3L))
+#'     summary(sce$RobustUMAP.certified_radius)
+#'     head(sce$RobustUMAP.top_gene)
+#'     scater::plotReducedDim(sce, "RobustUMAP", colour_by = "RobustUMAP.certified_radius")
 #' }
 #' @seealso [projectRobustUMAP()], [saveRobustUMAP()]
 #' @name runRobustUMAP
@@ -58,33 +87,58 @@ NULL
 #' @export
 setGeneric("calculateRobustUMAP", function(x, ...) standardGeneric("calculateRobustUMAP"))
 
+# Arguments R sets, in Python's names; NULL ones are left out so Python's defaults apply.
 .umap_options <- function(ncomponents, n_neighbors, min_dist, epsilon, robust, ntop, log1p, n_epochs,
     device, verbose, python.args) {
     num <- function(v, nm) {
+        if (is.null(v)) return(NULL)
         if (!is.numeric(v) || length(v) != 1L || is.na(v) || v < 0) stop(sprintf("`%s` must be a single number >= 0.", nm), call. = FALSE)
         as.double(v)
     }
-    c(list(n_components = .check_count(ncomponents, "ncomponents"), n_neighbors = .check_count(n_neighbors, "n_neighbors", 2L),
-        min_dist = num(min_dist, "min_dist"), epsilon = num(epsilon, "epsilon"), robust = isTRUE(robust),
-        n_top_genes = if (is.null(ntop)) NULL else .check_count(ntop, "ntop", 2L), log1p = isTRUE(log1p),
-        n_epochs = if (is.null(n_epochs)) NULL else .check_count(n_epochs, "n_epochs"),
-        device = device, verbose = isTRUE(verbose)), python.args)
+    flag <- function(v, nm) {
+        if (is.null(v)) return(NULL)
+        if (!is.logical(v) || length(v) != 1L || is.na(v)) stop(sprintf("`%s` must be TRUE or FALSE.", nm), call. = FALSE)
+        v
+    }
+    count <- function(v, nm, minimum = 1L) if (is.null(v)) NULL else .check_count(v, nm, minimum)
+    opts <- list(n_components = count(ncomponents, "ncomponents"), n_neighbors = count(n_neighbors, "n_neighbors", 2L),
+        min_dist = num(min_dist, "min_dist"), epsilon = num(epsilon, "epsilon"), robust = flag(robust, "robust"),
+        log1p = flag(log1p, "log1p"), n_epochs = count(n_epochs, "n_epochs"), device = device,
+        verbose = isTRUE(verbose))
+    opts <- Filter(Negate(is.null), opts)
+    if (!is.null(ntop)) {
+        # Inf asks for every gene: Python's None, sent as an explicit list element
+        opts["n_top_genes"] <- list(if (is.infinite(ntop) && ntop > 0) NULL else .check_count(ntop, "ntop", 2L))
+    }
+    c(opts, python.args)
 }
 
-.fit_umap <- function(cells_by_features, feature_names, input_type, n_neighbors, seed, certify, options) {
-    n_cells <- if (input_type == "counts") ncol(cells_by_features) else nrow(cells_by_features)
-    if (n_cells <= n_neighbors) {
-        stop(sprintf("there are %d cells but `n_neighbors` = %d needs at least %d; lower n_neighbors.",
-            n_cells, n_neighbors, n_neighbors + 1L), call. = FALSE)
+.check_top_genes <- function(top.genes) if (is.null(top.genes)) NULL else .check_count(top.genes, "top.genes")
+
+.check_fraction <- function(fraction) {
+    if (is.null(fraction)) return(NULL)
+    if (!is.numeric(fraction) || length(fraction) != 1L || is.na(fraction) || fraction <= 0) {
+        stop("`fraction` must be a single number > 0 (e.g. 0.05).", call. = FALSE)
     }
+    as.double(fraction)
+}
+
+.fit_umap <- function(cells_by_features, feature_names, input_type, seed, certify, fraction, top.genes, options) {
+    n_cells <- if (input_type == "counts") ncol(cells_by_features) else nrow(cells_by_features)
     seed <- .resolve_seed(seed)
     .progress(options$verbose, "magmap: robust UMAP on %d cells (%s input, seed %d)", n_cells, input_type, seed)
     x_py <- if (input_type == "counts") .assay_to_py(cells_by_features) else .to_py_matrix(.numeric_matrix(cells_by_features, "dimred"))
     out <- .py_call("robust_umap", x_py, if (is.null(feature_names)) NULL else as.list(feature_names),
-        input_type, seed, isTRUE(certify), .to_py(options))
+        input_type, seed, isTRUE(certify), .to_py(options), fraction, top.genes)
     model <- .new_model(out$model, jsonlite::fromJSON(out$manifest_json, simplifyVector = TRUE))
-    list(embedding = out$embedding, certified.box = out$certified_box, certificate = out$certificate,
-        model = model, seed = seed)
+    c(.umap_outputs(out), list(model = model, seed = seed))
+}
+
+# The per-cell results of robust_umap / robust_umap_project, under their R names.
+.umap_outputs <- function(out) {
+    list(embedding = out$embedding, certified.radius = out$certified_radius, certified.box = out$certified_box,
+        box.lower = out$box_lower, box.upper = out$box_upper, certificate = out$certificate,
+        top.genes = out$top_genes)
 }
 
 .numeric_matrix <- function(m, arg) {
@@ -94,28 +148,33 @@ setGeneric("calculateRobustUMAP", function(x, ...) standardGeneric("calculateRob
 }
 
 .finish_embedding <- function(res, cells) {
-    colnames(res$embedding) <- paste0("RobustUMAP", seq_len(ncol(res$embedding)))
+    dims <- paste0("RobustUMAP", seq_len(ncol(res$embedding)))
+    colnames(res$embedding) <- dims
     rownames(res$embedding) <- cells
-    if (!is.null(res$certified.box)) names(res$certified.box) <- cells
+    for (nm in c("certified.radius", "certified.box")) if (!is.null(res[[nm]])) names(res[[nm]]) <- cells
+    for (nm in c("box.lower", "box.upper")) if (!is.null(res[[nm]])) dimnames(res[[nm]]) <- list(cells, dims)
+    if (!is.null(res$top.genes) && !is.null(cells)) res$top.genes$cell <- cells[res$top.genes$cell]
     res
 }
 
 #' @rdname runRobustUMAP
 #' @export
-setMethod("calculateRobustUMAP", "ANY", function(x, ncomponents = 2L, n_neighbors = 15L, min_dist = 0.1,
-    epsilon = 0.2, robust = TRUE, ntop = 2000L, log1p = FALSE, n_epochs = NULL, certify = TRUE,
-    transposed = FALSE, seed = NULL, device = "auto",
+setMethod("calculateRobustUMAP", "ANY", function(x, ncomponents = NULL, n_neighbors = NULL, min_dist = NULL,
+    epsilon = NULL, robust = NULL, ntop = NULL, log1p = NULL, n_epochs = NULL, certify = TRUE, fraction = NULL,
+    top.genes = NULL, transposed = FALSE, seed = NULL, device = NULL,
     verbose = getOption("magmap.verbose", interactive()), python.args = list()) {
     opts <- .umap_options(ncomponents, n_neighbors, min_dist, epsilon, robust, ntop, log1p, n_epochs,
         device, verbose, python.args)
+    fraction <- .check_fraction(fraction)
+    top.genes <- .check_top_genes(top.genes)
     if (isTRUE(transposed)) {
         opts$n_top_genes <- NULL
         opts$log1p <- NULL
-        res <- .fit_umap(x, colnames(x), "features", opts$n_neighbors, seed, certify, opts)
+        res <- .fit_umap(x, colnames(x), "features", seed, certify, fraction, top.genes, opts)
         cells <- rownames(x)
     } else {
         if (anyDuplicated(rownames(x))) stop("`x` has duplicated gene names; make them unique first.", call. = FALSE)
-        res <- .fit_umap(x, rownames(x), "counts", opts$n_neighbors, seed, certify, opts)
+        res <- .fit_umap(x, rownames(x), "counts", seed, certify, fraction, top.genes, opts)
         cells <- colnames(x)
     }
     .finish_embedding(res, cells)
@@ -172,9 +231,35 @@ runRobustUMAP <- function(x, ..., assay.type = "counts", dimred = NULL, n_dimred
     .store_umap(x, res, name, input = if (is.null(dimred)) list(assay.type = assay.type) else list(dimred = dimred, n_dimred = n_dimred))
 }
 
-.store_umap <- function(x, res, name, input) {
+# The tidy top-gene table (cells in order, ranks 1..k) as one row per cell: gene_1..k, impact_1..k.
+.top_genes_wide <- function(top, cells) {
+    k <- max(top$rank)
+    genes <- matrix(top$gene, ncol = k, byrow = TRUE)
+    impact <- matrix(top$impact, ncol = k, byrow = TRUE)
+    colnames(genes) <- paste0("gene_", seq_len(k))
+    colnames(impact) <- paste0("impact_", seq_len(k))
+    out <- S4Vectors::DataFrame(genes, impact, check.names = FALSE)
+    rownames(out) <- cells
+    out
+}
+
+# Per-cell results into colData of a SingleCellExperiment (shared by runRobustUMAP and projectRobustUMAP).
+.store_cells <- function(x, res, name) {
     reducedDim(x, name) <- res$embedding
-    if (!is.null(res$certified.box)) colData(x)[[paste0(name, ".certified_box")]] <- unname(res$certified.box)
+    if (!is.null(res$certified.radius)) {
+        colData(x)[[paste0(name, ".certified_radius")]] <- unname(res$certified.radius)
+        colData(x)[[paste0(name, ".certified_box")]] <- unname(res$certified.box)
+    }
+    if (!is.null(res$top.genes)) {
+        wide <- .top_genes_wide(res$top.genes, colnames(x))
+        colData(x)[[paste0(name, ".top_gene")]] <- wide$gene_1
+        colData(x)[[paste0(name, ".top_genes")]] <- wide
+    }
+    x
+}
+
+.store_umap <- function(x, res, name, input) {
+    x <- .store_cells(x, res, name)
     metadata(x)[[name]] <- list(model = res$model, params = c(res$model$manifest$params, input, list(seed = res$seed)),
         certificate = res$certificate)
     x
@@ -185,9 +270,13 @@ runRobustUMAP <- function(x, ..., assay.type = "counts", dimred = NULL, n_dimred
     emb <- res$embedding
     colnames(emb) <- paste0(name, "_", seq_len(ncol(emb)))
     dr <- SeuratObject::CreateDimReducObject(embeddings = emb, key = paste0(name, "_"), assay = assay,
-        misc = list(model = res$model, certificate = res$certificate, seed = res$seed))
+        misc = list(model = res$model, certificate = res$certificate, seed = res$seed, top.genes = res$top.genes))
     x[[name]] <- dr
-    if (!is.null(res$certified.box)) x[[paste0(name, ".certified_box")]] <- unname(res$certified.box)
+    if (!is.null(res$certified.radius)) {
+        x[[paste0(name, ".certified_radius")]] <- unname(res$certified.radius)
+        x[[paste0(name, ".certified_box")]] <- unname(res$certified.box)
+    }
+    if (!is.null(res$top.genes)) x[[paste0(name, ".top_gene")]] <- res$top.genes$gene[res$top.genes$rank == 1L]
     x
 }
 
@@ -245,13 +334,18 @@ print.RobustUMAPModel <- function(x, ...) {
 #' @param transposed `x` is cells x features.
 #' @param missing.genes `"error"` (default) when `x` lacks genes the model uses, or `"zero"` to
 #'   treat them as unobserved.
-#' @param certify Compute certified boxes of the projected cells.
+#' @param certify Compute the certified radius and box of each projected cell.
+#' @param epsilon Radius of the certified boxes (`NULL`: the model's `epsilon`).
+#' @param fraction,top.genes As in [runRobustUMAP()].
 #' @param name Name of the reducedDim / metadata entry (for reading the model from an object, and
 #'   for storing the projection).
 #' @param path File path.
-#' @return `projectRobustUMAP()`: for a SingleCellExperiment, `x` with `reducedDim(x, name)` and
-#'   `colData(x)[[paste0(name, ".certified_box")]]`; otherwise a list with `embedding` and
-#'   `certified.box`. `saveRobustUMAP()`: the path, invisibly. `loadRobustUMAP()`: a `RobustUMAPModel`.
+#' @return `projectRobustUMAP()`: for a SingleCellExperiment, `x` with `reducedDim(x, name)`,
+#'   `colData(x)[[paste0(name, ".certified_radius")]]`, `colData(x)[[paste0(name, ".certified_box")]]`
+#'   and (with `top.genes`) `colData(x)[[paste0(name, ".top_gene")]]` and
+#'   `colData(x)[[paste0(name, ".top_genes")]]`, as [runRobustUMAP()] stores them; otherwise the list
+#'   [calculateRobustUMAP()] returns, without `model`. `saveRobustUMAP()`: the path, invisibly.
+#'   `loadRobustUMAP()`: a `RobustUMAPModel`.
 #' @examples
 #' if (magmapAvailable()) {
 #'     sce <- magmapExampleData()
@@ -264,8 +358,14 @@ print.RobustUMAPModel <- function(x, ...) {
 #' }
 #' @export
 projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_dimred = NULL, transposed = FALSE,
-    missing.genes = c("error", "zero"), certify = TRUE, name = "RobustUMAP") {
+    missing.genes = c("error", "zero"), certify = TRUE, epsilon = NULL, fraction = NULL, top.genes = NULL,
+    name = "RobustUMAP") {
     missing.genes <- match.arg(missing.genes)
+    if (!is.null(epsilon) && (!is.numeric(epsilon) || length(epsilon) != 1L || is.na(epsilon) || epsilon < 0)) {
+        stop("`epsilon` must be a single number >= 0.", call. = FALSE)
+    }
+    fraction <- .check_fraction(fraction)
+    top.genes <- .check_top_genes(top.genes)
     model <- .as_model(model, name)
     counts_model <- isTRUE(model$manifest$preprocess$counts %||% TRUE)
     is_sce <- is(x, "SingleCellExperiment")
@@ -291,13 +391,11 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
         names_py <- if (is.null(rownames(feats))) NULL else as.list(rownames(feats))
         cells <- colnames(feats)
     }
-    out <- .py_call("robust_umap_project", model$bytes, x_py, names_py, isTRUE(certify), missing.genes)
-    res <- .finish_embedding(list(embedding = out$embedding, certified.box = out$certified_box), cells)
-    res$certificate <- out$certificate
+    out <- .py_call("robust_umap_project", model$bytes, x_py, names_py, isTRUE(certify), missing.genes,
+        if (is.null(epsilon)) NULL else as.double(epsilon), fraction, top.genes)
+    res <- .finish_embedding(.umap_outputs(out), cells)
     if (!is_sce) return(res)
-    reducedDim(x, name) <- res$embedding
-    if (!is.null(res$certified.box)) colData(x)[[paste0(name, ".certified_box")]] <- unname(res$certified.box)
-    x
+    .store_cells(x, res, name)
 }
 
 #' @rdname projectRobustUMAP

@@ -22,6 +22,14 @@ test_that("runRobustUMAP stores the embedding, certified boxes and a model that 
     expect_identical(rownames(emb), colnames(ref))
     box <- ref$RobustUMAP.certified_box
     expect_true(all(is.finite(box) & box > 0))
+    radius <- ref$RobustUMAP.certified_radius
+    expect_true(all(is.finite(radius) & radius > 0))
+    # the box at epsilon is within 5 % of the embedding's diagonal exactly when the radius reaches epsilon
+    eps <- metadata(ref)$RobustUMAP$model$manifest$params$epsilon
+    expect_identical(radius >= eps * (1 - 1e-6), box <= 0.05)
+    cert <- metadata(ref)$RobustUMAP$certificate
+    expect_equal(cert$radius_median, median(radius), tolerance = 1e-12)
+    expect_identical(cert$fraction, 0.05)
     entry <- metadata(ref)$RobustUMAP
     expect_s3_class(entry$model, "RobustUMAPModel")
     expect_identical(entry$params$seed, 5L)
@@ -110,11 +118,14 @@ test_that("runRobustUMAP works on a Seurat object", {
     skip_if_not_installed("SeuratObject")
     sce <- example_sce()[, 1:120]
     seu <- suppressWarnings(SeuratObject::CreateSeuratObject(counts = SingleCellExperiment::counts(sce)))
-    seu <- do.call(runRobustUMAP, c(list(seu, seed = 1, n_neighbors = 8), fast_args))
+    seu <- do.call(runRobustUMAP, c(list(seu, seed = 1, n_neighbors = 8, top.genes = 2), fast_args))
     expect_s4_class(seu[["RobustUMAP"]], "DimReduc")
     expect_equal(dim(SeuratObject::Embeddings(seu, "RobustUMAP")), c(120L, 2L))
     expect_s3_class(SeuratObject::Misc(seu[["RobustUMAP"]], "model"), "RobustUMAPModel")
-    expect_true("RobustUMAP.certified_box" %in% colnames(seu[[]]))
+    expect_true(all(c("RobustUMAP.certified_box", "RobustUMAP.certified_radius") %in% colnames(seu[[]])))
+    misc <- SeuratObject::Misc(seu[["RobustUMAP"]])
+    expect_identical(unname(seu$RobustUMAP.top_gene), misc$top.genes$gene[misc$top.genes$rank == 1L])
+    expect_identical(misc$certificate$n_radius_zero, 0)
     proj <- projectRobustUMAP(example_sce()[, 121:140], model = seu)
     expect_equal(dim(reducedDim(proj, "RobustUMAP")), c(20L, 2L))
 })
@@ -124,7 +135,11 @@ test_that("bad input and mismatched genes give errors naming the argument", {
     ref <- umap_ref()
     sce <- example_sce()
     expect_error(runRobustUMAP(sce, assay.type = "logcounts"), "`assay.type` = 'logcounts' is not an assay")
-    expect_error(runRobustUMAP(sce[, 1:10], n_neighbors = 15), "there are 10 cells but `n_neighbors` = 15")
+    expect_error(runRobustUMAP(sce[, 1:10], n_neighbors = 15), "has 10 cells but `n_neighbors=15` needs at least 16")
+    expect_error(runRobustUMAP(sce, fraction = 0), "`fraction` must be a single number > 0")
+    expect_error(runRobustUMAP(sce, top.genes = 0), "`top.genes` must be a single whole number >= 1")
+    expect_error(runRobustUMAP(sce, log1p = "yes"), "`log1p` must be TRUE or FALSE")
+    expect_error(projectRobustUMAP(sce[, 1:5], model = ref, epsilon = -1), "`epsilon` must be a single number >= 0")
     expect_error(runRobustUMAP(sce, ncomponents = 0), "`ncomponents` must be")
     expect_error(runRobustUMAP(SingleCellExperiment::counts(sce)), "use calculateRobustUMAP\\(\\) for matrices")
     renamed <- sce[, 251:260]
@@ -161,4 +176,79 @@ test_that("a model trained in Python projects cells in R exactly as Python does"
     expect_identical(as.integer(model$manifest$random_state), 3L)
     r_emb <- projectRobustUMAP(sce[, 201:328], model = model, certify = FALSE)
     expect_equal(unname(reducedDim(r_emb, "RobustUMAP")), py_emb, tolerance = 1e-6)
+})
+
+test_that("arguments left NULL take Python's defaults", {
+    skip_if_no_python()
+    py_defaults <- reticulate::import("magmap")$RobustUMAP()$get_params()
+    params <- metadata(umap_ref())$RobustUMAP$model$manifest$params
+    for (nm in c("n_components", "min_dist", "epsilon", "log1p", "robust", "spread", "loss", "bound_method")) {
+        expect_identical(params[[nm]], py_defaults[[nm]], label = nm)
+    }
+    expect_identical(as.integer(params$n_top_genes), 300L)  # set in fast_args
+    for (arg in c("ncomponents", "n_neighbors", "min_dist", "epsilon", "robust", "ntop", "log1p", "fraction", "device")) {
+        expect_null(formals(getMethod("calculateRobustUMAP", "ANY"))[[arg]], label = arg)
+    }
+    # ntop = Inf keeps every gene
+    all_genes <- do.call(calculateRobustUMAP, c(list(example_sce()[1:200, 1:60], seed = 1, n_neighbors = 5,
+        certify = FALSE, ntop = Inf), fast_args[-1]))
+    expect_length(all_genes$model$manifest$preprocess$genes, 200L)
+})
+
+test_that("the certified radius is the same in R and Python, for the same model and for the same data and seed", {
+    skip_if_no_python()
+    ref <- umap_ref()
+    counts <- SingleCellExperiment::counts(example_sce())
+    py <- reticulate::py_run_string(paste(
+        "import numpy as np, anndata as ad, pandas as pd, scipy.sparse as sp, magmap",
+        "def radius(blob, x, i, p, nrow, ncol, genes):",
+        "    m = magmap.RobustUMAP.from_bytes(bytes(blob))",
+        "    X = sp.csc_matrix((np.frombuffer(bytes(x), '<f8'), np.frombuffer(bytes(i), '<i4'), np.frombuffer(bytes(p), '<i4')), shape=(nrow, ncol)).T.tocsr()",
+        "    a = ad.AnnData(X=X, var=pd.DataFrame(index=list(genes)))",
+        "    return bytearray(np.ascontiguousarray(m.certify(a).radius, dtype='<f8').tobytes())",
+        "def fit_radius(n_cells, seed):",
+        "    a = magmap.datasets.baron2016_pancreas()[:n_cells]",
+        "    m = magmap.RobustUMAP(random_state=seed, n_top_genes=300, n_epochs=30, robust_epochs=3, robust_cells=16, n_neighbors=8, verbose=False).fit(a)",
+        "    return bytearray(np.ascontiguousarray(m.certified_radius(a), dtype='<f8').tobytes())", sep = "\n"))
+    sub <- counts[, 1:250]
+    raw <- py$radius(metadata(ref)$RobustUMAP$model$bytes, writeBin(sub@x, raw()), writeBin(sub@i, raw()),
+        writeBin(sub@p, raw()), nrow(sub), ncol(sub), as.list(rownames(sub)))
+    expect_equal(unname(ref$RobustUMAP.certified_radius), readBin(raw, "double", n = 250L), tolerance = 1e-12)
+    # the same cells and seed, fitted once from R and once in Python
+    r_fit <- do.call(calculateRobustUMAP, c(list(example_sce()[, 1:120], seed = 9, n_neighbors = 8), fast_args))
+    py_radius <- readBin(py$fit_radius(120L, 9L), "double", n = 120L)
+    expect_equal(unname(r_fit$certified.radius), py_radius, tolerance = 1e-6)
+})
+
+test_that("top genes per cell are returned, stored and projected", {
+    skip_if_no_python()
+    sce <- example_sce()
+    res <- do.call(calculateRobustUMAP, c(list(sce[, 1:120], seed = 2, n_neighbors = 8, top.genes = 4), fast_args))
+    top <- res$top.genes
+    expect_identical(colnames(top), c("cell", "rank", "gene", "impact"))
+    expect_identical(nrow(top), 120L * 4L)
+    expect_identical(top$cell[1:4], rep(colnames(sce)[1], 4))
+    expect_identical(top$rank[1:4], 1:4)
+    expect_true(all(top$gene %in% res$model$manifest$preprocess$genes))
+    expect_true(all(diff(matrix(top$impact, nrow = 4)) <= 0))  # ranked by impact within each cell
+    expect_equal(dim(res$box.lower), c(120L, 2L))
+    expect_true(all(res$box.lower <= res$embedding + 1e-5 & res$embedding <= res$box.upper + 1e-5))
+    ref <- umap_ref()
+    q <- projectRobustUMAP(sce[, 251:270], model = ref, top.genes = 2, epsilon = 0.01, fraction = 0.1)
+    wide <- q$RobustUMAP.top_genes
+    expect_s4_class(wide, "DataFrame")
+    expect_identical(colnames(wide), c("gene_1", "gene_2", "impact_1", "impact_2"))
+    expect_identical(q$RobustUMAP.top_gene, wide$gene_1)
+    expect_true(all(wide$impact_1 >= wide$impact_2))
+    expect_identical(rownames(wide), colnames(q))
+    # a box at epsilon within 10 % of the diagonal exactly when the radius (for 10 %) reaches epsilon
+    expect_identical(q$RobustUMAP.certified_radius >= 0.01 * (1 - 1e-6), q$RobustUMAP.certified_box <= 0.1)
+    # projecting the training cells gives back the stored certificates
+    back <- projectRobustUMAP(ref, model = ref)
+    expect_equal(back$RobustUMAP.certified_radius, ref$RobustUMAP.certified_radius, tolerance = 1e-6)
+    plain <- projectRobustUMAP(sce[, 251:260], model = ref, certify = FALSE, transposed = FALSE)
+    expect_null(plain$RobustUMAP.certified_radius)
+    listed <- projectRobustUMAP(SingleCellExperiment::counts(sce)[, 251:260], model = ref, top.genes = 1)
+    expect_identical(names(listed$certified.radius), colnames(sce)[251:260])
+    expect_identical(listed$top.genes$cell, colnames(sce)[251:260])
 })
