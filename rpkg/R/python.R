@@ -16,8 +16,20 @@
 #'
 #' @return `magmapPython()` returns the path to the Python executable (a string), or raises an
 #'   error explaining how to install one. `magmapConfig()` returns a list with the executable,
-#'   the versions of magmap and its Python dependencies, and the device (`"cpu"` or `"cuda"`)
-#'   that `device = "auto"` selects.
+#'   the versions of magmap and its Python dependencies, the device (`"cpu"` or `"cuda"`)
+#'   that `device = "auto"` selects, R's BLAS and LAPACK libraries (`r_blas`, `r_lapack`,
+#'   `r_blas_kind`: `"openblas"`, `"mkl"`, `"accelerate"`, `"reference"`, ...) and
+#'   `torch_isolation`: `"isolated"` when torch uses its own BLAS rather than R's (see
+#'   "Python inside R" below), `"already-imported"` when something imported torch first.
+#'
+#' @section Python inside R:
+#' R's BLAS and LAPACK symbols are visible to every library loaded into the R process, so torch,
+#' started through reticulate, would call R's BLAS instead of its own (with Debian's reference BLAS,
+#' 10-25 times slower; with a threaded BLAS, R's BLAS threads compete with torch's). magmap therefore
+#' imports torch itself, with `RTLD_DEEPBIND` (Linux), before anything else uses it. If torch was
+#' already imported in the session, magmap warns: restart R and call magmap first. magmap also warns
+#' once per session when R itself uses the reference BLAS (slow for R's own matrix algebra) and says
+#' how to install OpenBLAS; `options(magmap.check.blas = FALSE)` turns that warning off.
 #' @examples
 #' if (magmapAvailable()) {
 #'     magmapPython()
@@ -70,6 +82,7 @@ magmapPython <- function() {
 # The magmap.r_api module, imported once per session into the chosen Python.
 .r_api <- function() {
     if (!is.null(.magmap_state$api)) return(.magmap_state$api)
+    .check_blas()
     python <- magmapPython()
     if (reticulate::py_available(initialize = FALSE)) {
         current <- reticulate::py_config()$python
@@ -80,7 +93,10 @@ magmapPython <- function() {
         }
     } else {
         reticulate::use_python(python, required = TRUE)
+        .start_python(python)
     }
+    .magmap_state$torch <- .import_torch_isolated()
+    .check_torch_isolated(.magmap_state$torch)
     api <- tryCatch(reticulate::import("magmap.r_api"), error = function(e) {
         stop(sprintf(paste0("the Python at '%s' cannot import magmap (%s). Install it with ",
             "magmap::installMagmapPython(), or `pip install magmap` into that Python."),
@@ -88,6 +104,45 @@ magmapPython <- function() {
     })
     .magmap_state$api <- api
     api
+}
+
+# Start the chosen Python. reticulate 1.28 reads a pyproject.toml in the working directory before it
+# honours use_python() and warns about Poetry when the file has any [tool] table (any Python project's
+# checkout); RETICULATE_PYTHON, set only while Python starts, takes precedence over that lookup.
+.start_python <- function(python) {
+    old <- Sys.getenv("RETICULATE_PYTHON", unset = NA)
+    Sys.setenv(RETICULATE_PYTHON = python)
+    on.exit(if (is.na(old)) Sys.unsetenv("RETICULATE_PYTHON") else Sys.setenv(RETICULATE_PYTHON = old), add = TRUE)
+    reticulate::py_config()
+    invisible(python)
+}
+
+# R's BLAS/LAPACK symbols are global in the R process, so a library loaded later that calls sgemm_ and
+# friends through its dynamic symbol table binds to R's copies instead of its own: torch then bypasses
+# its MKL (10-25x slower with the reference BLAS) and runs on R's BLAS threads, which compete with
+# torch's OpenMP threads. Loading torch with RTLD_DEEPBIND makes its libraries use their own symbols
+# first. That is only possible before torch is first imported in the session (and only on glibc).
+# Returns "isolated", "already-imported", "unsupported" or "failed: <message>".
+.import_torch_isolated <- function() {
+    tryCatch(.deepbind_import("torch"), error = function(e) paste("failed:", .python_message(e)))
+}
+
+.deepbind_import <- function(module) {
+    sys <- reticulate::import("sys", convert = TRUE)
+    os <- reticulate::import("os", convert = TRUE)
+    # the marker on sys outlives a reload of the R package (devtools::load_all) within one Python session
+    marker <- paste0("_magmap_deepbind_", module)
+    if (reticulate::py_has_attr(sys, marker)) return("isolated")
+    if (reticulate::py_eval(sprintf("'%s' in __import__('sys').modules", module))) return("already-imported")
+    if (!reticulate::py_has_attr(os, "RTLD_DEEPBIND") || !reticulate::py_has_attr(sys, "setdlopenflags")) {
+        return("unsupported")
+    }
+    flags <- sys$getdlopenflags()
+    sys$setdlopenflags(bitwOr(flags, os$RTLD_DEEPBIND))
+    on.exit(sys$setdlopenflags(flags), add = TRUE)
+    reticulate::import(module, convert = FALSE)
+    reticulate::py_set_attr(sys, marker, TRUE)
+    "isolated"
 }
 
 # Turn a reticulate error into the Python exception's own message (no R call stack, no traceback).
@@ -119,7 +174,10 @@ magmapAvailable <- function() {
 #' @rdname magmapPython
 #' @export
 magmapConfig <- function() {
-    .py_call("python_info")
+    cfg <- .py_call("python_info")
+    libs <- .blas_libraries()
+    c(cfg, list(r_blas = libs$blas, r_lapack = libs$lapack, r_blas_kind = .blas_kind(libs$blas),
+        torch_isolation = .magmap_state$torch))
 }
 
 #' Install the Python side of magmap into a reticulate virtual environment
