@@ -118,6 +118,15 @@ def test_vectorised_equals_per_cell_bisection(net_x):
                                    rtol=1e-9)
 
 
+def test_reusing_intervals_gives_the_full_crown_radius(net_x):
+    net, x = net_x
+    fast = bisect_radius(net, x, 0.3)
+    full = bisect_radius(net, x, 0.3, reuse_intervals=False)
+    # where IBP or the reference interval is tighter than CROWN's the bound is tighter, the path may differ
+    np.testing.assert_allclose(fast.radius, full.radius, rtol=0.01)
+    assert np.all(_diag(net, x, fast.radius) <= 0.3)  # verified with full CROWN too
+
+
 def test_radius_zero_and_search_ceiling():
     steep = _mlp([5, 8, 2], seed=0)
     with torch.no_grad():
