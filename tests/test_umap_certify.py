@@ -14,6 +14,7 @@ from magmap.umap import RobustUMAP
 from magmap.umap.certify import (MAX_EPSILON, MIN_EPSILON, bisect_radius, box_diagonal, embedding_diagonal,
                                  reference_diagonal)
 from magmap.crown import output_bounds
+from magmap.umap.encoder import make_encoder
 
 METHODS = ["crown", "crown-ibp", "ibp"]
 FAST = dict(n_neighbors=10, n_epochs=15, batch_size=512, hidden_layers=(32, 32, 32), verbose=False,
@@ -21,13 +22,9 @@ FAST = dict(n_neighbors=10, n_epochs=15, batch_size=512, hidden_layers=(32, 32, 
 
 
 def _mlp(widths, seed=0) -> nn.Sequential:
+    """The estimator's encoder architecture (Glorot weights, zero biases), in float64."""
     torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for i in range(len(widths) - 1):
-        layers.append(nn.Linear(widths[i], widths[i + 1]))
-        if i < len(widths) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers).double()
+    return make_encoder(widths[0], widths[-1], widths[1:-1]).double()
 
 
 def _diag(net, x, eps, method="crown"):
