@@ -9,12 +9,15 @@ cells (328), fits ``RobustUMAP(random_state=0)`` with the current defaults, then
   and with CROWN-IBP and IBP bounds;
 * the box at candidate ε: median / 10th / 90th percentile of the box diagonal over the embedding's
   diagonal, the share of cells whose box is within 5 % (= whose radius reaches ε), median relative area;
-* cells/s of boxes at the default ε and at the chosen ε (``crown_bounds``, and full CROWN
+* the recommended box ε: the largest candidate at which the median box diagonal is at most 80 % of the
+  radius' limit (4 % of the embedding's diagonal) on every dataset;
+* cells/s of boxes at the model's ε and at the recommended ε (``crown_bounds``, and full CROWN
   ``output_bounds`` timed beside it), of radii (interval reuse, and full CROWN at every step timed beside
   it on a subset) and of ``certify()`` (boxes + radii), medians over ``--repeats``.
 
-Writes ``benchmarks/results/certify.json`` with parameters, seed, versions, thread count and load
-averages. Run under the shared lock::
+Writes ``benchmarks/results/certify.json`` with parameters, seed, versions, git commit, thread count
+and load averages (``MAGMAP_SHARED`` points to ``shared/`` when the script runs from another checkout).
+Run under the shared lock::
 
     flock /tmp/magmap-cpu.lock .venv/bin/python benchmarks/bench_certify.py [--repeats 3] [--quick]
 """
@@ -40,11 +43,11 @@ from magmap.umap.certify import DEFAULT_FRACTION, DEFAULT_RTOL, bisect_radius, b
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "certify.json"
-PANCREAS = REPO.parent / "shared" / "data" / "pancreas_scvelo_supercell" / \
-    "pancreas_bastidasponce2019_3696x2000_counts.h5ad"
-CANDIDATES = [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2]
-#: The default ε proposed for the estimator (median box a few % of the embedding's diagonal on both sets).
-CHOSEN_EPSILON = 0.02
+SHARED = Path(os.environ.get("MAGMAP_SHARED", REPO.parent / "shared"))
+PANCREAS = SHARED / "data" / "pancreas_scvelo_supercell" / "pancreas_bastidasponce2019_3696x2000_counts.h5ad"
+CANDIDATES = [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2]
+#: The recommended box ε is the largest candidate whose median box diagonal is ≤ this share of the limit.
+MEDIAN_BOX_SHARE = 0.8
 SEED = 0
 
 
@@ -70,7 +73,9 @@ def _radius_summary(res: Any) -> dict[str, Any]:
             "n_at_ceiling": int(np.isinf(res.upper).sum()), "evaluations_per_cell": float(res.n_evaluations.mean())}
 
 
-def bench_dataset(name: str, adata: Any, repeats: int, subset: int, quick: bool) -> dict[str, Any]:
+def bench_dataset(name: str, adata: Any, repeats: int, subset: int,
+                  quick: bool) -> tuple[dict[str, Any], RobustUMAP, torch.Tensor]:
+    """Fit the default model; radii, their speed against full CROWN, and boxes at the candidate ε."""
     t0 = time.perf_counter()
     kwargs = {"n_epochs": 20, "robust_epochs": 2} if quick else {}
     model = RobustUMAP(random_state=SEED, verbose=False, **kwargs).fit(adata)
@@ -103,11 +108,15 @@ def bench_dataset(name: str, adata: Any, repeats: int, subset: int, quick: bool)
                                      for f in (0.02, 0.1)}
         out["radius_by_method"] = {meth: _radius_summary(bisect_radius(net, x, limit, method=meth))
                                    for meth in ("crown-ibp", "ibp")}
-        diag1 = embedding_diagonal(model.embedding_phase1_)
-        phase1 = bisect_radius(model.encoder_phase1_, x, DEFAULT_FRACTION * diag1)
-        out["radius_phase1_network"] = {"diagonal_ref": diag1, **_radius_summary(phase1),
-                                        "median_ratio_final_over_phase1": float(np.median(rad.radius) /
-                                                                                np.median(phase1.radius))}
+        net1 = getattr(model, "encoder_phase1_", None)
+        if net1 is not None and next(net1.parameters()).shape[1] == x.shape[1]:
+            diag1 = embedding_diagonal(model.embedding_phase1_)
+            phase1 = bisect_radius(net1, x, DEFAULT_FRACTION * diag1)
+            out["radius_phase1_network"] = {"diagonal_ref": diag1, **_radius_summary(phase1),
+                                            "median_ratio_final_over_phase1": float(np.median(rad.radius) /
+                                                                                    np.median(phase1.radius))}
+        else:
+            out["radius_phase1_network"] = "skipped: the phase-1 network does not take the model input"
         # --- boxes at candidate ε -------------------------------------------------------------------
         boxes = {}
         for eps in CANDIDATES:
@@ -121,24 +130,50 @@ def bench_dataset(name: str, adata: Any, repeats: int, subset: int, quick: bool)
                                  "median_relative_area": float(np.median(area)),
                                  "median_box_width": [float(w) for w in np.median(up - lo, axis=0)]}
         out["boxes"] = boxes
-        # --- box speed --------------------------------------------------------------------------------
-        speed = {}
-        for eps in sorted({float(model.epsilon), CHOSEN_EPSILON}):
+    return out, model, x
+
+
+def bench_speed_at(model: Any, adata: Any, x: torch.Tensor, eps_box: float, repeats: int) -> dict[str, Any]:
+    """Cells/s of boxes (``crown_bounds`` vs full CROWN) at the model's ε and at ``eps_box``, of ``certify``."""
+    net, n = model.encoder_, x.shape[0]
+    out: dict[str, Any] = {}
+    speed = {}
+    with torch.no_grad():
+        for eps in sorted({float(model.epsilon), eps_box}):
             _, t_sparse = _timed(lambda: crown_bounds(net, x, eps), repeats)
             _, t_full = _timed(lambda: output_bounds(net, x, eps, method="crown"), repeats)
             speed[f"{eps:g}"] = {"crown_bounds": {"time": t_sparse, "cells_per_s": n / t_sparse["median_s"]},
                                  "full_crown_output_bounds": {"time": t_full, "cells_per_s": n / t_full["median_s"]},
                                  "speedup": t_full["median_s"] / t_sparse["median_s"]}
-        out["box_speed"] = speed
-    cert, t_cert = _timed(lambda: model.certify(adata, CHOSEN_EPSILON), repeats)
-    out["certify"] = {"epsilon": CHOSEN_EPSILON, "time": t_cert, "cells_per_s": n / t_cert["median_s"],
+    out["box_speed"] = speed
+    cert, t_cert = _timed(lambda: model.certify(adata, eps_box), repeats)
+    out["certify"] = {"epsilon": eps_box, "time": t_cert, "cells_per_s": n / t_cert["median_s"],
                       "summary": cert.summary()}
-    _, t_box_only = _timed(lambda: model.certify(adata, CHOSEN_EPSILON, radius=False), repeats)
-    out["certify_boxes_only"] = {"epsilon": CHOSEN_EPSILON, "time": t_box_only,
-                                 "cells_per_s": n / t_box_only["median_s"]}
+    _, t_box_only = _timed(lambda: model.certify(adata, eps_box, radius=False), repeats)
+    out["certify_boxes_only"] = {"epsilon": eps_box, "time": t_box_only, "cells_per_s": n / t_box_only["median_s"]}
     _, t_tr = _timed(lambda: model.transform(adata), repeats)
     out["transform_for_scale"] = {"time": t_tr, "cells_per_s": n / t_tr["median_s"]}
     return out
+
+
+def recommend_epsilon(datasets: dict[str, Any]) -> float:
+    """The largest candidate ε whose median box diagonal is ≤ MEDIAN_BOX_SHARE × fraction on every dataset."""
+    ok = [eps for eps in CANDIDATES if all(d["boxes"][f"{eps:g}"]["relative_diagonal"]["median"]
+                                           <= MEDIAN_BOX_SHARE * DEFAULT_FRACTION for d in datasets.values())]
+    return max(ok) if ok else min(CANDIDATES)
+
+
+def _git() -> dict[str, Any]:
+    import subprocess
+
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": run("git", "rev-parse", "HEAD") or None,
+            "umap_or_crown_files_modified": bool(run("git", "status", "--porcelain", "--", "pybridge/magmap/umap",
+                                                     "pybridge/magmap/crown"))}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -154,25 +189,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": "robust_umap_certificates",
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "versions": versions(), "python": sys.version.split()[0],
+        "versions": versions(), "python": sys.version.split()[0], "git": _git(),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "loadavg_start": load_start},
         "setup": {"seed": SEED, "model": "RobustUMAP(random_state=0) with the defaults of this version"
                   + (" (quick: n_epochs=20, robust_epochs=2)" if args.quick else ""),
                   "fraction": DEFAULT_FRACTION, "rtol": DEFAULT_RTOL, "candidate_epsilons": CANDIDATES,
-                  "chosen_epsilon": CHOSEN_EPSILON, "repeats": args.repeats, "subset": args.subset,
+                  "recommendation_rule": f"largest candidate with median box diagonal <= {MEDIAN_BOX_SHARE:g} x "
+                                         f"{DEFAULT_FRACTION:g} of the embedding's diagonal on every dataset",
+                  "repeats": args.repeats, "subset": args.subset,
                   "timing": "median over repeats of wall time (and process CPU time); float32; torch.no_grad"},
         "datasets": {},
     }
     sets = {"pancreas": lambda: ad.read_h5ad(PANCREAS), "baron_bundled": magmap.datasets.baron2016_pancreas}
+    fitted = {}
     for name, load in sets.items():
         print(f"[{name}] fitting and certifying ...", flush=True)
-        result["datasets"][name] = bench_dataset(name, load(), args.repeats, args.subset, args.quick)
+        adata = load()
+        result["datasets"][name], model, x = bench_dataset(name, adata, args.repeats, args.subset, args.quick)
+        fitted[name] = (model, adata, x)
         d = result["datasets"][name]
         print(f"[{name}] radius median {d['radius']['median']:.4f} ({d['radius']['cells_per_s']:.0f} cells/s; "
-              f"full CROWN each step {d['radius_speed_subset']['full_crown_each_step']['cells_per_s']:.0f}); "
-              f"median box at eps={CHOSEN_EPSILON}: "
-              f"{d['boxes'][f'{CHOSEN_EPSILON:g}']['relative_diagonal']['median']:.3f} of the diagonal", flush=True)
+              f"full CROWN each step {d['radius_speed_subset']['full_crown_each_step']['cells_per_s']:.0f}); median "
+              "box / diagonal: " + ", ".join(f"{e}: {b['relative_diagonal']['median']:.3f}" for e, b in d["boxes"].items()),
+              flush=True)
+    eps_box = recommend_epsilon(result["datasets"])
+    result["recommended_epsilon"] = eps_box
+    print(f"recommended box epsilon: {eps_box:g}", flush=True)
+    for name, (model, adata, x) in fitted.items():
+        result["datasets"][name].update(bench_speed_at(model, adata, x, eps_box, args.repeats))
+        d = result["datasets"][name]
+        print(f"[{name}] certify(eps={eps_box:g}) {d['certify']['cells_per_s']:.0f} cells/s", flush=True)
     result["machine"]["loadavg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=float))

@@ -2,19 +2,21 @@
 #'
 #' Trains a neural-network encoder (3 hidden ReLU layers) with UMAP's fuzzy cross-entropy on a kNN
 #' graph of the cells, then (unless `robust = FALSE`) continues training with a penalty on CROWN
-#' bounds so that perturbing a cell's (z-scored) expression moves its embedding little. The fitted
+#' bounds so that perturbing a cell's (normalised) expression moves its embedding little. The fitted
 #' model projects new cells without refitting ([projectRobustUMAP()]) and certifies each cell:
 #'
-#' * its **certified radius**: the largest perturbation (L-infinity, in z-score units of the
-#'   training statistics) for which the embedding provably stays inside a box whose diagonal is at
-#'   most `fraction` (default 5 %) of the diagonal of the whole training embedding. Larger is more
-#'   stable; it is found by bisection on the CROWN bound.
+#' * its **certified radius**: the largest perturbation (L-infinity, in the model's input units:
+#'   z-scores of the training statistics when the model scales genes) for which the embedding
+#'   provably stays inside a box whose diagonal is at most `fraction` (default 5 %) of the diagonal
+#'   of the whole training embedding. Larger is more stable; it is found by bisection on the CROWN
+#'   bound.
 #' * its **certified box** at `epsilon`: the region its embedding provably stays in when the
 #'   expression is perturbed by up to `epsilon`, reported as the box diagonal relative to the
 #'   embedding's diagonal (it is at most `fraction` exactly when the radius is at least `epsilon`).
 #'
 #' With `top.genes`, it also names, for every cell, the genes that move its embedding most (the
-#' gradient of the embedding per training standard deviation of the gene).
+#' gradient of the embedding per input unit, i.e. per training standard deviation of the gene for
+#' z-scored input).
 #'
 #' By default the model is trained on counts: it selects highly variable genes (seurat_v3),
 #' normalises library sizes, optionally log-transforms and z-scores, storing these statistics in the
@@ -30,7 +32,7 @@
 #' @param ncomponents Number of embedding dimensions (`NULL`: Python's default).
 #' @param n_neighbors Number of neighbours of the kNN graph (`NULL`: Python's default).
 #' @param min_dist UMAP's `min_dist` (`NULL`: Python's default).
-#' @param epsilon Radius (L-infinity, z-score units) of the perturbations the robust phase trains
+#' @param epsilon Radius (L-infinity, model input units) of the perturbations the robust phase trains
 #'   against and of the certified boxes (`NULL`: Python's default).
 #' @param robust Run the robust (CROWN-regularised) phase after UMAP training (`NULL`: Python's
 #'   default).

@@ -82,11 +82,11 @@ def robust_umap(
     certify
         Compute each cell's certified radius and its box at ``epsilon`` (:meth:`RobustUMAP.certify`).
     fraction
-        The certified radius is the largest L∞ perturbation (model input units: z-scores) whose certified
+        The certified radius is the largest L∞ perturbation (model input units) whose certified
         box has a diagonal ≤ ``fraction`` × the diagonal of the training embedding's bounding box.
     top_genes
         If given, the number of genes stored per cell that move its embedding most
-        (:meth:`RobustUMAP.cell_gene_impact`, per training SD of each gene).
+        (:meth:`RobustUMAP.cell_gene_impact`, per model input unit: a training SD for z-scored genes).
     key_added
         Key under which results are stored.
     copy

@@ -271,7 +271,8 @@ class Certificate:
     """Certificates of cells: output boxes at ``epsilon`` and (optionally) certified radii.
 
     For every cell, every input within ``epsilon`` (L∞, in the model's input units: z-scores of the
-    training statistics for count models) maps into ``[lower, upper]``; and every input within
+    training statistics for count models that scale genes, centred normalised expression for those that
+    only centre) maps into ``[lower, upper]``; and every input within
     ``radius`` maps into a box whose diagonal is at most ``fraction × diagonal_ref``.
 
     Attributes

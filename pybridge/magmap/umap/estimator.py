@@ -360,9 +360,10 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
                          missing_genes: str = "error", batch_size: int = 2048):
         """The ``n_top`` genes that move each cell's embedding most: ``‖∂f(x_c)/∂x_cg‖`` per cell and gene.
 
-        Gradients are taken with respect to the z-scored inputs, i.e. per training standard deviation of
-        the gene, so genes on different expression scales compare. ``norm="l2"`` (default) is the distance
-        the cell's embedding moves per SD (to first order); ``"l1"`` sums over embedding dimensions.
+        Gradients are taken with respect to the model inputs (the units of ``epsilon``): for z-scored
+        inputs, per training standard deviation of the gene, so genes on different expression scales
+        compare. ``norm="l2"`` (default) is the distance the cell's embedding moves per input unit (to
+        first order); ``"l1"`` sums over embedding dimensions.
         Returns a tidy ``pandas.DataFrame`` with one row per cell and rank: ``cell`` (obs name, or row
         position for a matrix), ``rank`` (1 = largest), ``gene``, ``impact`` (``n_top`` is capped at the
         number of model genes).

@@ -1,7 +1,8 @@
 """Gene impact: how strongly each gene moves the embedding (gradients of the encoder w.r.t. its inputs).
 
-Both measures differentiate the encoder with respect to its *z-scored* inputs, so a gradient is the
-embedding's movement per training standard deviation of the gene (see :func:`cell_gene_impact`).
+Both measures differentiate the encoder with respect to its *model inputs* (the units of ε and of the
+certified radius): for a model that z-scores its genes, a gradient is the embedding's movement per
+training standard deviation of the gene; for a centring-only model, per unit of normalised expression.
 """
 from __future__ import annotations
 
