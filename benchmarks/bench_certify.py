@@ -171,7 +171,8 @@ def _git() -> dict[str, Any]:
             return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=30).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
-    return {"commit": run("git", "rev-parse", "HEAD") or None,
+    # an exported tree (git archive) is no checkout: the caller names its commit
+    return {"commit": run("git", "rev-parse", "HEAD") or os.environ.get("MAGMAP_SOURCE_COMMIT"),
             "umap_or_crown_files_modified": bool(run("git", "status", "--porcelain", "--", "pybridge/magmap/umap",
                                                      "pybridge/magmap/crown"))}
 
