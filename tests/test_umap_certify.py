@@ -330,3 +330,10 @@ def test_cell_gene_impact_errors(model_X):
     from sklearn.exceptions import NotFittedError
     with pytest.raises(NotFittedError, match="not fitted"):
         RobustUMAP().cell_gene_impact(X)
+
+
+def test_certify_no_cells(model_X):
+    model, X = model_X
+    cert = model.certify(X[:0])
+    assert cert.lower.shape == (0, 2) and cert.radius.shape == (0,)
+    assert cert.summary() == {"n_cells": 0, "epsilon": model.epsilon}

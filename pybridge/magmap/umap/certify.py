@@ -1,7 +1,8 @@
 """Certificates of a fitted encoder: output boxes at a given ε and each cell's certified radius.
 
 * **Box at ε**: every input in the L∞ ball of radius ε around a cell's model input maps into
-  ``[lower, upper]`` (CROWN/IBP bounds, :func:`magmap.crown.output_bounds`).
+  ``[lower, upper]`` (CROWN through :func:`magmap.crown.crown_bounds`; IBP or CROWN-IBP through
+  :func:`magmap.crown.output_bounds`).
 * **Certified radius**: the largest ε (found by bisection on the bound) for which that box's diagonal
   stays within ``fraction`` of the diagonal of the training embedding's bounding box. Every input within
   the radius then maps into a box no wider than that fraction of the embedding.
@@ -286,7 +287,8 @@ class Certificate:
         Perturbation radius and bound method used.
     diagonal, relative_diagonal
         Box diagonal ``‖upper − lower‖₂`` per cell, and that over ``diagonal_ref``. A cell has
-        ``radius ≥ epsilon`` exactly when its ``relative_diagonal ≤ fraction`` (up to ``rtol``).
+        ``radius ≥ epsilon`` exactly when its ``relative_diagonal ≤ fraction`` (:func:`certify` makes
+        ``epsilon`` the first point of the radius search).
     diagonal_ref
         Diagonal of the training embedding's bounding box (the model's unit of extent).
     radius
@@ -313,9 +315,11 @@ class Certificate:
         """Box sizes at ``epsilon`` (relative area and diagonal: mean, median, 90th percentile; mean side
         per dimension) and, when computed, the radius distribution (median, mean, 10/25/75/90th
         percentiles, number and fraction of cells with radius 0)."""
+        if not len(self.lower):
+            return {"n_cells": 0, "epsilon": float(self.epsilon)}
         r = self.relative_area
         width = self.upper - self.lower
-        out = {"mean_relative_area": float(r.mean()), "median_relative_area": float(np.median(r)),
+        out = {"n_cells": int(len(r)), "mean_relative_area": float(r.mean()), "median_relative_area": float(np.median(r)),
                "q90_relative_area": float(np.quantile(r, 0.9)), "mean_area": float(self.area.mean()),
                **{f"mean_width_{j}": float(width[:, j].mean()) for j in range(width.shape[1])},
                "epsilon": float(self.epsilon)}
