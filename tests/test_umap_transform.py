@@ -47,14 +47,24 @@ def genes(X):
 def model(X, genes):
     fit_X = X.copy()
     fit_X[7, 0] = 1  # fit needs non-empty cells
-    return RobustUMAP(random_state=0, n_top_genes=30, **FAST).fit(_adata(fit_X, genes))
+    return RobustUMAP(random_state=0, n_top_genes=30, log1p=False, **FAST).fit(_adata(fit_X, genes))
 
 
 @pytest.fixture(scope="module")
 def model_log1p(X, genes):
+    """The default preprocessing: log1p, centring only, PCA-factored first layer."""
     fit_X = X.copy()
     fit_X[7, 0] = 1
-    return RobustUMAP(random_state=0, n_top_genes=30, log1p=True, **FAST).fit(_adata(fit_X, genes))
+    return RobustUMAP(random_state=0, n_top_genes=30, n_pcs=10, **FAST).fit(_adata(fit_X, genes))
+
+
+@pytest.fixture(scope="module")
+def model_paper(X, genes):
+    """The robust-UMAP paper's preprocessing: no log1p, z-scores, no PCA."""
+    fit_X = X.copy()
+    fit_X[7, 0] = 1
+    return RobustUMAP(random_state=0, n_top_genes=30, log1p=False, scale=True, n_pcs=None,
+                      **FAST).fit(_adata(fit_X, genes))
 
 
 def _reference(m, query):
@@ -63,7 +73,7 @@ def _reference(m, query):
 
 
 @pytest.fixture(params=[1, 2], ids=["serial", "2-workers"])
-def small_blocks(request, monkeypatch, model, model_log1p):
+def small_blocks(request, monkeypatch, model, model_log1p, model_paper):
     """Blocks of 16 rows (several per chunk) with 1 or 2 torch threads (= transform workers). Depends on the
     models so that they are fitted first (fitting may reset the OpenMP thread count)."""
     monkeypatch.setattr(inference, "BLOCK_ROWS", 16)
@@ -73,7 +83,7 @@ def small_blocks(request, monkeypatch, model, model_log1p):
     torch.set_num_threads(n)
 
 
-@pytest.mark.parametrize("which", ["model", "model_log1p"])
+@pytest.mark.parametrize("which", ["model", "model_log1p", "model_paper"])
 def test_sparse_dense_dask_agree(which, X, genes, small_blocks, request):
     m = request.getfixturevalue(which)
     a = _adata(X, genes)

@@ -24,96 +24,124 @@ from .._validation import check_choice, check_matrix, check_positive_int
 from ..crown import output_bounds
 from . import io as _io
 from ._inputs import model_inputs, unpack
-from .certify import BOUND_METHODS, DEFAULT_FRACTION, DEFAULT_RTOL, Certificate, certified_radius, certify
-from .encoder import DEFAULT_HIDDEN_LAYERS, as_sequential, make_encoder
+from .certify import (BOUND_METHODS, DEFAULT_FRACTION, DEFAULT_RTOL, Certificate, bisect_radius, certified_radius,
+                      certify)
+from .encoder import (DEFAULT_HIDDEN_LAYERS, as_sequential, fold_batch_norm, fold_input_projection, make_encoder,
+                      with_batch_norm)
 from .graph import default_n_epochs, edge_list, fuzzy_graph, nearest_neighbors
 from .impact import cell_gene_impact, gene_impact
 from .inference import project
 from .losses import LOSSES, find_ab_params
 from .preprocess import Preprocessor
-from .training import EdgeSampler, train_umap
+from .training import EdgeSchedule, train_phase1, train_robust
 
 logger = logging.getLogger("magmap")
 
 __all__ = ["RobustUMAP", "Certificate", "BOUND_METHODS"]
 
-#: Default optimiser steps of phase 1 (see ``RobustUMAP._budget``).
-_DEFAULT_STEPS = 600
+#: Defaults measured in docs/robust_umap.md: phase-1 epochs up to 10,000 cells (200 beyond, as umap-learn
+#: halves its own budget there), robust-phase steps, the robust phase's training radius as a multiple of
+#: the phase-1 network's median certified radius, and cells per robust step for the UMAP/reconstruction terms.
+_DEFAULT_EPOCHS = 200
+_DEFAULT_ROBUST_EPOCHS = 100
+_RADIUS_GAIN = 3.5
+_ROBUST_BATCH_FACTOR = 8
+_ROBUST_LR_FACTOR = 1.0 / 3.0
 
 
 class RobustUMAP(TransformerMixin, BaseEstimator):
     """Robust parametric UMAP (Zhang & Xu 2023) on single-cell counts.
 
-    Phase 1 trains a Linear/ReLU encoder on the UMAP loss of the paper (Eq. 3 ``loss="probability"``
-    or Eq. 4 ``loss="graph"``) with permutation negative sampling. If ``robust``, phase 2 continues with
-    ``L_UMAP + λ·mean box area (Eq. 5–6) + mean ‖z − ẑ‖² (Eq. 7)`` where the boxes are certified output
-    bounds (CROWN by default) for inputs in an L∞ ball of radius ``epsilon`` around each cell's z-scores
-    and ẑ is the frozen phase-1 embedding; λ = ``robust_weight`` / (area of the phase-1 embedding's
-    bounding box).
+    **Phase 1** trains a Linear/ReLU encoder with umap-learn's optimiser: each step is one umap-learn
+    epoch (edges sampled in proportion to their membership, ``negative_sample_rate`` uniform negatives
+    each), the encoder evaluated once per cell, the cross-entropy's gradient with respect to the
+    embedding computed as umap-learn's SGD does and back-propagated into the network (Adam). With
+    ``n_pcs`` the kNN graph is built on the principal components of the model input and the first layer
+    is trained on them (a fixed projection), then folded back into one ``Linear`` on the genes.
+    **Robust phase** (``robust``): the same UMAP gradient, ``‖z − ẑ‖²`` to the frozen phase-1 embedding ẑ
+    and a hinge on each cell's certified output box (L∞ ball of radius ``robust_epsilon`` around its
+    model input): ``robust_weight · mean(max(0, box diagonal / D − 0.05))`` with D the phase-1
+    embedding's bounding-box diagonal, on random cell batches.
 
-    Preprocessing is part of the model (paper §2.3): seurat_v3 HVGs on counts, ``normalize_total``
-    (1e4, over the selected genes), optional ``log1p``, z-scoring with the training statistics.
+    Preprocessing is part of the model: seurat_v3 HVGs on counts, ``normalize_total`` (1e4, over the
+    selected genes), ``log1p``, centring (``scale``: z-scoring) with the training statistics. The
+    defaults (2,000 genes, log1p, centring, 50 PCs) were chosen by measurement (docs/robust_umap.md). The
+    robust-UMAP paper's recipe is ``n_top_genes=300, log1p=False, scale=True, n_pcs=None``.
 
     Parameters
     ----------
     n_neighbors, n_components, min_dist, spread, metric
         As in umap-learn. The kNN graph is exact below 4,096 cells, pynndescent otherwise.
     n_epochs
-        Passes over the pruned directed edge list (each edge once per epoch, uniform order). ``None``:
-        about 600 optimiser steps, i.e. ``round(600 / ceil(n_edges / batch_size))`` epochs clipped to
-        [5, 500] (46 epochs for the 3,696-cell pancreas, ~1 min on 2 CPU cores).
+        umap-learn epochs of phase 1 (one optimiser step each unless ``batch_size`` splits them).
+        ``None``: 200.
     batch_size
-        Positive edges per optimiser step (each with ``negative_sample_rate`` negatives). ``None``:
-        ``min(n_edges, 8192)``.
+        Largest number of positive edges per optimiser step (each with ``negative_sample_rate``
+        negatives); an epoch with more due edges is split into several steps. ``None``: one step per
+        epoch (up to 2²¹ edges).
     learning_rate
-        Adam learning rate (1e-3; gradients clipped element-wise at ±4 as in umap-learn).
+        Adam learning rate of phase 1 (3e-3, decaying linearly to 0; the robust phase uses a third of it).
     negative_sample_rate, repulsion_strength
-        Negatives per edge (5) and their weight η (1).
+        Negatives per edge (5) and their weight γ (1), as in umap-learn.
     loss
-        ``"graph"`` (Eq. 4, default: edges binarised) or ``"probability"`` (Eq. 3, memberships as targets).
-        On the pancreas benchmark the graph loss matched umap-learn's trustworthiness and kNN-label
-        accuracy within the training budget; the probability loss trailed (T 0.72 vs 0.74, accuracy
-        0.78 vs 0.82 after 800 steps), because its ``(1 − p)·log(1 − q)`` term repels weak neighbours.
+        ``"graph"`` (Eq. 4, default): edges sampled by membership, targets 1 (umap-learn's objective).
+        ``"probability"`` (Eq. 3): every edge every epoch, attraction weighted by its membership ``p``
+        and repulsion by ``1 − p``.
     hidden_layers, encoder
         Widths of the default MLP (umap-learn's 100-100-100), or a user ``nn.Module`` made only of
-        ``nn.Linear``/``nn.ReLU`` layers ending in ``nn.Linear`` (it is copied, not modified).
-    n_top_genes, log1p
-        HVG count (``None`` or ≥ the number of genes: all genes) and whether to log1p after normalising.
+        ``nn.Linear``/``nn.ReLU`` layers ending in ``nn.Linear`` taking the model genes (it is copied,
+        not modified, and trained on the genes directly, without the PCA factorisation).
+    n_top_genes, log1p, scale
+        HVG count (``None`` or ≥ the number of genes: all genes), whether to log1p after normalising, and
+        whether to divide by the training SDs after centring (z-scores) or only centre.
+    n_pcs
+        Principal components of the model input for the kNN graph and the factored first layer (50);
+        ``None``: graph on the model genes, first layer trained on the genes.
     input_type
-        ``"counts"`` (default): the paper's preprocessing (HVG, library-size normalisation, optional
-        log1p, z-scoring). ``"features"``: the columns are already features, e.g. PCA coordinates
-        (signed values allowed): no gene selection or normalisation, centring only, so ``epsilon`` is
-        in the features' own units.
+        ``"counts"`` (default): the preprocessing above. ``"features"``: the columns are already features,
+        e.g. PCA coordinates (signed values allowed): no gene selection or normalisation, centring only.
     epsilon
-        L∞ radius of the certified ball, in z-score units (0.2) (input units for ``input_type="features"``).
+        L∞ radius of the boxes :meth:`certify` reports by default, in model input units (log-normalised
+        expression, centred; z-scores with ``scale=True``).
     robust, robust_weight, robust_epochs, robust_cells
-        Whether to run phase 2, its λ₀, its length in epochs (``None``: 10 % of phase 1), and cells per
-        step for the bound loss (32: CROWN costs hundreds of forward passes per cell; on the 2,000-gene
-        pancreas one CROWN bound + gradient for 128 cells took 3–11 s on 2 shared CPU cores).
+        Whether to run the robust phase, the weight of its box hinge (3), its length in optimiser steps
+        (``None``: 100), and cells per step whose boxes are bounded (128; the UMAP and reconstruction
+        terms use 8× as many cells).
+    robust_epsilon
+        Radius the robust phase trains at. ``None``: 3.5 × the median certified radius of the phase-1
+        network (CROWN, on up to 128 training cells), so the robust phase aims at boxes within 5 % of
+        the map for perturbations 3.5× larger than phase 1 certified. Resolved value: ``robust_epsilon_``.
+    robust_bound_method
+        Bounds inside the robust phase's loss (``"crown-ibp"``: IBP intermediate bounds, CROWN for the
+        output; ``"crown"`` is tighter and ~100× slower per cell, ``"ibp"`` cheaper and far looser).
     bound_method
-        ``"crown"``, ``"crown-ibp"`` or ``"ibp"`` (``magmap.crown.output_bounds``).
+        Bounds :meth:`certify` reports (``"crown"``, ``"crown-ibp"`` or ``"ibp"``).
     device
         ``"auto"`` (CUDA if visible, else CPU) or a torch device string.
     random_state
-        Seed for torch, NumPy, the kNN and the samplers; the same seed gives the same embedding on CPU.
+        Seed for torch, NumPy, the PCA, the kNN and the samplers; the same seed gives the same embedding
+        on CPU.
     verbose
         Progress bars (tqdm) and info logging.
 
     Attributes
     ----------
     embedding_, encoder_
-        Training-cell coordinates and the fitted network (``nn.Sequential``, eval mode).
+        Training-cell coordinates and the fitted network (``nn.Sequential`` of Linear/ReLU on the model
+        genes, eval mode).
     encoder_phase1_, embedding_phase1_
         Network and embedding at the end of phase 1 (before the robust phase; not saved to disk).
     a_, b_
         Low-dimensional kernel parameters from ``min_dist``/``spread``.
     history_
         ``{"umap": [...], "robust": [...]}`` per-step losses.
-    feature_names_in_, n_features_in_, genes_, preprocessor_, mean_, std_, hvg_flavor_
-        Training genes, selected model genes and preprocessing statistics.
+    feature_names_in_, n_features_in_, genes_, preprocessor_, mean_, std_, components_, hvg_flavor_
+        Training genes, selected model genes, preprocessing statistics and principal axes.
     area_ref_
-        Area of the phase-1 embedding's bounding box (λ = robust_weight / area_ref_; box areas are reported
-        relative to it).
+        Area of the phase-1 embedding's bounding box (box areas are reported relative to it).
+    robust_epsilon_, phase1_radius_
+        Training radius of the robust phase and the phase-1 median certified radius it was derived from
+        (``None`` when ``robust_epsilon`` was given or there was no robust phase).
     n_epochs_, batch_size_, robust_epochs_, fit_time_, random_state_, graph_
         Resolved budget, timings (s), seed used and the fuzzy kNN graph (CSR).
     """
@@ -121,13 +149,13 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
     def __init__(
         self, n_neighbors: int = 15, n_components: int = 2, min_dist: float = 0.1, spread: float = 1.0,
         metric: str = "euclidean", n_epochs: int | None = None, batch_size: int | None = None,
-        learning_rate: float = 1e-3, negative_sample_rate: int = 5, repulsion_strength: float = 1.0,
+        learning_rate: float = 3e-3, negative_sample_rate: int = 5, repulsion_strength: float = 1.0,
         loss: str = "graph", hidden_layers: tuple[int, ...] = DEFAULT_HIDDEN_LAYERS,
-        encoder: nn.Module | None = None, n_top_genes: int | None = 2000, log1p: bool = False,
-        input_type: str = "counts",
-        epsilon: float = 0.2, robust: bool = True, robust_weight: float = 1.0, robust_epochs: int | None = None,
-        robust_cells: int = 32, bound_method: str = "crown", device: str = "auto",
-        random_state: int | None = None, verbose: bool = True,
+        encoder: nn.Module | None = None, n_top_genes: int | None = 2000, log1p: bool = True,
+        scale: bool = False, n_pcs: int | None = 50, input_type: str = "counts",
+        epsilon: float = 0.2, robust: bool = True, robust_weight: float = 3.0, robust_epochs: int | None = None,
+        robust_cells: int = 128, robust_epsilon: float | None = None, robust_bound_method: str = "crown-ibp",
+        bound_method: str = "crown", device: str = "auto", random_state: int | None = None, verbose: bool = True,
     ) -> None:
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -144,12 +172,16 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         self.encoder = encoder
         self.n_top_genes = n_top_genes
         self.log1p = log1p
+        self.scale = scale
+        self.n_pcs = n_pcs
         self.input_type = input_type
         self.epsilon = epsilon
         self.robust = robust
         self.robust_weight = robust_weight
         self.robust_epochs = robust_epochs
         self.robust_cells = robust_cells
+        self.robust_epsilon = robust_epsilon
+        self.robust_bound_method = robust_bound_method
         self.bound_method = bound_method
         self.device = device
         self.random_state = random_state
@@ -159,17 +191,21 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         check_positive_int(self.n_neighbors, "n_neighbors", minimum=2)
         check_positive_int(self.n_components, "n_components")
         check_positive_int(self.negative_sample_rate, "negative_sample_rate", minimum=0)
-        for name in ("n_epochs", "batch_size", "robust_epochs"):
+        for name in ("n_epochs", "batch_size", "robust_epochs", "n_pcs"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name, minimum=0 if name == "robust_epochs" else 1)
         check_positive_int(self.robust_cells, "robust_cells")
         check_choice(self.loss, "loss", LOSSES)
         check_choice(self.input_type, "input_type", ("counts", "features"))
         check_choice(self.bound_method, "bound_method", BOUND_METHODS)
+        check_choice(self.robust_bound_method, "robust_bound_method", BOUND_METHODS)
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
         if not self.epsilon >= 0:
-            raise ValueError(f"`epsilon` must be ≥ 0 (L∞ radius in z-score units), got {self.epsilon}.")
+            raise ValueError(f"`epsilon` must be ≥ 0 (L∞ radius in model input units), got {self.epsilon}.")
+        if self.robust_epsilon is not None and not (np.isfinite(self.robust_epsilon) and self.robust_epsilon > 0):
+            raise ValueError(f"`robust_epsilon` must be a positive number (L∞ radius in model input units) or None "
+                             f"(3.5 × the phase-1 median certified radius), got {self.robust_epsilon}.")
         if not self.robust_weight >= 0:
             raise ValueError(f"`robust_weight` must be ≥ 0, got {self.robust_weight}.")
         if self.n_top_genes is not None:
@@ -198,65 +234,90 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
                 f"lower n_neighbors (e.g. n_neighbors={max(2, n_cells // 3)}) or pass more cells."
             )
         n_sel = n_genes if self.n_top_genes is None else min(self.n_top_genes, n_genes)
-        check_memory(n_cells * n_sel * 8 * 3, "RobustUMAP.fit (dense z-scored training matrix)",
+        check_memory(n_cells * n_sel * 8 * 3, "RobustUMAP.fit (dense model-input training matrix)",
                      fix="Fit on a subsample of cells and project the rest with transform().")
         rng = seed_everything(self.random_state)
         seed = int(rng.integers(0, 2**31 - 1)) if self.random_state is None else int(self.random_state)
-        device = resolve_device(self.device)
+        device = torch.device(resolve_device(self.device))
 
         self.feature_names_in_ = np.asarray(names if names is not None else [str(i) for i in range(n_genes)], dtype=object)
         self.features_positional_ = names is None
         self.n_features_in_ = n_genes
-        pre = Preprocessor(n_top_genes=self.n_top_genes, log1p=bool(self.log1p) and counts, counts=counts)
-        Xz = pre.fit(M, self.feature_names_in_)
+        pre = Preprocessor(n_top_genes=self.n_top_genes, log1p=bool(self.log1p) and counts,
+                           scale=bool(self.scale) and counts, n_pcs=self.n_pcs, counts=counts)
+        Xz = pre.fit(M, self.feature_names_in_, random_state=seed)
         del M
         self.preprocessor_ = pre
         self.hvg_flavor_ = pre.hvg_flavor
         t_graph = time.perf_counter()
-        ind, dist = nearest_neighbors(Xz, int(self.n_neighbors), metric=self.metric, random_state=seed)
-        graph = fuzzy_graph(ind, dist, random_state=seed)
+        Y = pre.pca(Xz)
+        ind, dist = nearest_neighbors(Y, int(self.n_neighbors), metric=self.metric, random_state=seed)
+        graph = fuzzy_graph(ind, dist)
         heads, tails, weights = edge_list(graph, prune_epochs=default_n_epochs(n_cells))
         self.graph_ = graph
         t_graph = time.perf_counter() - t_graph
         self.a_, self.b_ = find_ab_params(self.spread, self.min_dist)
 
         torch.manual_seed(seed)
-        if self.encoder is None:
-            net = make_encoder(Xz.shape[1], int(self.n_components), self.hidden_layers)
-        else:
-            net = as_sequential(copy.deepcopy(self.encoder), Xz.shape[1], int(self.n_components))
-        net = net.to(device=device, dtype=torch.float32)
-        Xt = torch.from_numpy(Xz).to(device)
-        n_epochs, batch_size = self._budget(heads.size, n_cells)
-        self.n_epochs_, self.batch_size_ = n_epochs, batch_size
-        sampler = EdgeSampler(heads, tails, weights, batch_size, np.random.default_rng(seed))
         gen = torch.Generator(device=device).manual_seed(seed)
-        n_steps = n_epochs * sampler.steps_per_epoch()
-        common = dict(a=self.a_, b=self.b_, loss=self.loss, learning_rate=float(self.learning_rate),
-                      negative_sample_rate=int(self.negative_sample_rate),
+        edges = EdgeSchedule.build(heads, tails, weights, self.loss, device)
+        Xt = torch.from_numpy(Xz).to(device)
+        factored = self.encoder is None and pre.components is not None
+        if factored:
+            # train on the principal components, scaled to unit root-mean-square norm per cell
+            pc_scale = float(np.sqrt(np.mean(np.sum(Y.astype(np.float64) ** 2, axis=1)))) or 1.0
+            train_in = torch.from_numpy(np.ascontiguousarray(Y / pc_scale, dtype=np.float32)).to(device)
+            base = make_encoder(train_in.shape[1], int(self.n_components), self.hidden_layers)
+        else:
+            train_in = Xt
+            base = make_encoder(Xz.shape[1], int(self.n_components), self.hidden_layers) if self.encoder is None \
+                else as_sequential(copy.deepcopy(self.encoder), Xz.shape[1], int(self.n_components))
+        del Y
+        net = with_batch_norm(base.to(device=device, dtype=torch.float32))
+        self.n_epochs_ = int(self.n_epochs) if self.n_epochs is not None else _DEFAULT_EPOCHS
+        self.batch_size_ = int(self.batch_size) if self.batch_size is not None else 1 << 21
+        common = dict(a=self.a_, b=self.b_, negative_sample_rate=int(self.negative_sample_rate),
                       repulsion_strength=float(self.repulsion_strength), generator=gen, verbose=bool(self.verbose))
         t1 = time.perf_counter()
         net.train()
-        self.history_ = {"umap": train_umap(net, Xt, sampler, n_steps=n_steps, desc="RobustUMAP phase 1", **common)}
+        self.history_ = {"umap": train_phase1(net, train_in, edges, n_epochs=self.n_epochs_,
+                                              learning_rate=float(self.learning_rate), batch_size=self.batch_size_,
+                                              **common)}
+        net = fold_batch_norm(net, train_in)
+        if factored:
+            net = fold_input_projection(net, torch.from_numpy(pre.components), pc_scale)
+        del train_in
+        net.eval()
         t1 = time.perf_counter() - t1
         targets = self._forward(net, Xt)
-        self.encoder_phase1_ = copy.deepcopy(net).eval()
+        self.encoder_phase1_ = copy.deepcopy(net)
         self.embedding_phase1_ = targets
         self.area_ref_ = float(np.prod(targets.max(axis=0) - targets.min(axis=0)))
+        self.robust_epsilon_, self.phase1_radius_ = None, None
         t2 = 0.0
+        r_epochs = 0
         if self.robust:
-            r_epochs = self.robust_epochs if self.robust_epochs is not None else max(1, int(round(0.1 * n_epochs)))
-            robust = {"targets": torch.from_numpy(targets).to(device), "epsilon": float(self.epsilon),
-                      "lam": float(self.robust_weight) / max(self.area_ref_, 1e-12),
-                      "bounds": functools.partial(output_bounds, method=self.bound_method), "n_cells": int(self.robust_cells),
-                      "rng": np.random.default_rng(seed + 1), "recon_weight": 1.0}
+            r_epochs = int(self.robust_epochs) if self.robust_epochs is not None else _DEFAULT_ROBUST_EPOCHS
+        if r_epochs > 0:
             t2 = time.perf_counter()
-            self.history_["robust"] = train_umap(net, Xt, sampler, n_steps=r_epochs * sampler.steps_per_epoch(),
-                                                 desc="RobustUMAP robust phase", robust=robust, **common)
+            diagonal = float(np.linalg.norm(targets.max(axis=0) - targets.min(axis=0))) or 1.0
+            if self.robust_epsilon is None:
+                sample = np.random.default_rng(seed + 1).permutation(n_cells)[:128]
+                self.phase1_radius_ = float(np.median(bisect_radius(
+                    net, Xt[torch.from_numpy(np.sort(sample)).to(device)], DEFAULT_FRACTION * diagonal,
+                    method="crown", rtol=0.05).radius))
+                self.robust_epsilon_ = _RADIUS_GAIN * self.phase1_radius_
+            else:
+                self.robust_epsilon_ = float(self.robust_epsilon)
+            net.train()
+            self.history_["robust"] = train_robust(
+                net, Xt, edges, torch.from_numpy(targets).to(device), n_epochs=r_epochs,
+                epsilon=self.robust_epsilon_, weight=float(self.robust_weight), fraction=DEFAULT_FRACTION,
+                diagonal=diagonal, bounds=functools.partial(output_bounds, method=self.robust_bound_method),
+                cells=_ROBUST_BATCH_FACTOR * int(self.robust_cells), bound_cells=int(self.robust_cells),
+                recon_weight=1.0, learning_rate=float(self.learning_rate) * _ROBUST_LR_FACTOR, **common)
             t2 = time.perf_counter() - t2
-            self.robust_epochs_ = r_epochs
-        else:
-            self.robust_epochs_ = 0
+        self.robust_epochs_ = r_epochs
         net.eval()
         self.encoder_ = net
         self.embedding_ = self._forward(net, Xt)
@@ -265,15 +326,6 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         logger.info("RobustUMAP fitted on %d cells × %d genes (graph %.1f s, phase 1 %.1f s, robust %.1f s)",
                     n_cells, Xz.shape[1], t_graph, t1, t2)
         return self
-
-    def _budget(self, n_edges: int, n_cells: int) -> tuple[int, int]:
-        """Default batch size and epochs (see the class docstring)."""
-        batch = int(self.batch_size) if self.batch_size is not None else int(min(n_edges, 8192))
-        if self.n_epochs is not None:
-            return int(self.n_epochs), batch
-        steps_per_epoch = max(1, int(np.ceil(n_edges / batch)))
-        target_steps = _DEFAULT_STEPS
-        return int(max(5, min(500, round(target_steps / steps_per_epoch)))), batch
 
     @staticmethod
     def _forward(net: nn.Module, Xt: torch.Tensor, chunk: int = 65536) -> np.ndarray:
@@ -385,8 +437,14 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
 
     @property
     def std_(self) -> np.ndarray:
-        """Training SDs of the model genes (zero-variance genes: 1)."""
+        """Training SDs of the model genes (all 1 when ``scale=False``: centring only; zero-variance genes: 1)."""
         return self.preprocessor_.std
+
+    @property
+    def components_(self) -> np.ndarray | None:
+        """Principal axes ``(n_pcs, n_genes)`` of the training model input (``None`` without PCA): the kNN
+        graph was built on ``preprocess(X) @ components_.T``."""
+        return self.preprocessor_.components
 
     def to_bytes(self) -> bytes:
         """The whole model as one byte blob (zip: ``manifest.json`` + ``weights.safetensors``; no pickle)."""

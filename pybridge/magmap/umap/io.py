@@ -3,12 +3,13 @@
 * ``manifest.json`` — format name and version, magmap/torch/numpy versions, hyper-parameters, seed,
   feature names, preprocessing settings, network widths, a/b, fit summary (UTF-8 JSON).
 * ``weights.safetensors`` — every array (network weights and biases, preprocessing means/SDs/gene
-  indices, the training embedding) in the safetensors layout: an 8-byte little-endian header length,
+  indices and principal axes, the training embedding) in the safetensors layout: an 8-byte little-endian header length,
   a JSON header ``{name: {"dtype", "shape", "data_offsets"}}``, then raw little-endian bytes. It is
   written and read here with NumPy only (the ``safetensors`` package is not needed, but can read it).
 
 Loading parses JSON and raw numbers only: no pickle, no code execution. The zip uses fixed timestamps
-and no compression, so the same model always gives the same bytes.
+and no compression, so the same model always gives the same bytes. Format 2 added the ``scale``/``n_pcs``
+preprocessing settings and the principal axes; format-1 files still load (z-scored, no PCA, as fitted).
 """
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "write_safetensors", "read_safetensors", 
            "model_to_bytes", "model_from_bytes"]
 
 FORMAT = "magmap.RobustUMAP"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Parameters a format-1 file (magmap before the PCA/log1p defaults) does not record, with the values
+#: that model was fitted with; the preprocessing itself is read from its "preprocess" entry.
+_V1_PARAMS = {"scale": True, "n_pcs": None, "robust_epsilon": None, "robust_bound_method": "crown"}
 _DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8"), "I32": np.dtype("<i4"),
            "U8": np.dtype("u1")}
 _NAMES = {v: k for k, v in _DTYPES.items()}
@@ -119,6 +123,7 @@ def model_to_bytes(model: Any) -> bytes:
         "a": model.a_, "b": model.b_, "area_ref": model.area_ref_, "n_epochs": model.n_epochs_,
         "diagonal_ref": reference_diagonal(model, required=False),  # unit of certified radii
         "batch_size": model.batch_size_, "robust_epochs": model.robust_epochs_,
+        "robust_epsilon": getattr(model, "robust_epsilon_", None), "phase1_radius": getattr(model, "phase1_radius_", None),
         "fit_time_s": model.fit_time_, "final_loss": {k: v[-1] if v else None for k, v in model.history_.items()},
     }
     arrays = {f"encoder.{k}": v.detach().cpu().numpy() for k, v in model.encoder_.state_dict().items()}
@@ -139,6 +144,8 @@ def model_from_bytes(cls: type, blob: bytes | bytearray | np.ndarray, *, device:
     manifest, arrays = unpack_model(blob)
     params = dict(manifest["params"])
     params.pop("encoder", None)
+    if int(manifest.get("format_version", 1)) < 2:
+        params = {**_V1_PARAMS, **params}
     params["hidden_layers"] = tuple(params["hidden_layers"]) if params.get("hidden_layers") is not None else None
     model = cls(**params)
     net = rebuild(manifest["encoder"]["widths"])
@@ -154,6 +161,7 @@ def model_from_bytes(cls: type, blob: bytes | bytearray | np.ndarray, *, device:
     model.area_ref_ = float(manifest["area_ref"])
     model.n_epochs_, model.batch_size_ = manifest["n_epochs"], manifest["batch_size"]
     model.robust_epochs_ = manifest["robust_epochs"]
+    model.robust_epsilon_, model.phase1_radius_ = manifest.get("robust_epsilon"), manifest.get("phase1_radius")
     model.random_state_ = manifest["random_state"]
     model.fit_time_ = manifest["fit_time_s"]
     model.history_ = {k: [v] if v is not None else [] for k, v in manifest["final_loss"].items()}

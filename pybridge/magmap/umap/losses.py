@@ -1,15 +1,18 @@
-"""UMAP losses of the seed paper (Zhang & Xu, Eq. 3 and 4), negative sampling, a/b curve fit.
+"""UMAP losses (Zhang & Xu, Eq. 3 and 4), their gradient as umap-learn applies it, a/b curve fit.
 
-Numerics follow ``pumap_spec.md`` §1.11: ``d^{2b}`` is computed as ``(‖Δz‖² + δ)^b`` (finite gradient
-at coincident points), ``log q = −log1p(a·s^b)``, ``log(1−q) = log(a·s^b) − log1p(a·s^b)`` clamped at
-``log(1e-4)`` (the clip of the original parametric UMAP), and terms are averaged, not summed.
+``umap_loss`` is the cross-entropy written with autograd-friendly numerics: ``d^{2b}`` as
+``(‖Δz‖² + δ)^b`` (finite gradient at coincident points), ``log q = −log1p(a·s^b)``,
+``log(1−q) = log(a·s^b) − log1p(a·s^b)`` clamped at ``log(1e-4)``, terms averaged. ``umap_forces`` gives
+the gradient of the same cross-entropy with respect to the embedding in closed form, as umap-learn's
+SGD computes it (its 0.001 in the repulsion denominator, each coordinate clipped at ±4), accumulated per
+cell; training back-propagates it through the encoder (``Z.backward(forces)``).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["find_ab_params", "log_q_terms", "umap_loss", "LOSSES"]
+__all__ = ["find_ab_params", "log_q_terms", "umap_loss", "umap_forces", "LOSSES"]
 
 LOSSES = ("probability", "graph")
 _LOG_EPS = float(np.log(1e-4))
@@ -87,3 +90,78 @@ def umap_loss(
         _, neg_log_1mq = log_q_terms(heads, tails, a, b)
         total = total + repulsion_strength * (-neg_log_1mq).sum()
     return total / n
+
+
+def umap_forces(
+    z: torch.Tensor, heads: torch.Tensor, tails: torch.Tensor, negatives: torch.Tensor, *, a: float, b: float,
+    repulsion_strength: float = 1.0, weights: torch.Tensor | None = None, other: torch.Tensor | None = None,
+    clip: float = 4.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of the UMAP cross-entropy with respect to the embedding, and the loss value.
+
+    Parameters
+    ----------
+    z
+        Embedding ``(n, d)`` (no gradient is taken through it here).
+    heads, tails
+        Rows of the sampled positive edges: ``z[heads]`` and ``other[tails]``.
+    negatives
+        Rows of ``other`` used as negatives, ``negative_sample_rate`` per edge: the first ``len(heads)``
+        belong to edges ``0..B−1``, the next ``len(heads)`` again to edges ``0..B−1``, and so on.
+    weights
+        Optional per-edge factors: attraction weighted by ``w`` and an extra repulsion on the edge itself
+        weighted by ``1 − w`` (the paper's probability loss, Eq. 3); ``None``: umap-learn's targets 1/0.
+    other
+        Positions of tails and negatives (default ``z``: both endpoints move, as in umap-learn's ``fit``).
+        When given (e.g. a frozen reference embedding), only the heads receive gradient, as in umap-learn's
+        ``transform``.
+    clip
+        Per-coordinate clip of each pair's force (umap-learn: 4).
+
+    Returns
+    -------
+    grad
+        ``(n, d)``: the sum over pairs of each pair's force on its rows, **negated** (so ``z − lr·grad``
+        moves as umap-learn's SGD would), divided by the number of positive edges.
+    loss
+        Mean over positive edges of ``−log q`` (attraction) plus ``−log(1 − q)`` of its negatives (and,
+        with ``weights``, the paper's per-edge terms), a 0-d tensor.
+    """
+    anchored = other is not None
+    other = z if other is None else other
+    n_pos = max(1, heads.numel())
+    grad = torch.zeros_like(z)
+    diff = z[heads] - other[tails]
+    d2 = (diff * diff).sum(1, keepdim=True)
+    d2b = d2.pow(b)
+    attract = (-2.0 * a * b) * torch.where(d2 > 0, d2b / d2.clamp_min(1e-30), torch.zeros_like(d2)) / (a * d2b + 1.0)
+    log1p_asb = torch.log1p(a * d2b)
+    if weights is not None:
+        w = weights.reshape(-1, 1)
+        rep_edge = (2.0 * repulsion_strength * b) / ((0.001 + d2) * (a * d2b + 1.0))
+        coeff = w * attract + (1.0 - w) * torch.where(d2 > 0, rep_edge, torch.zeros_like(d2))
+        loss = (w * log1p_asb).sum() - ((1.0 - w) * _log_1mq(a * d2b, log1p_asb)).sum()
+    else:
+        coeff = attract
+        loss = log1p_asb.sum()
+    force = (coeff * diff).clamp_(-clip, clip)  # on the head, towards the tail when coeff < 0
+    grad.index_add_(0, heads, force.neg_())
+    if not anchored:
+        grad.index_add_(0, tails, -force)  # force was negated in place: the tail moves the other way
+    if negatives.numel():
+        reps = negatives.numel() // max(1, heads.numel())
+        nh = heads.repeat(reps)
+        dn = z[nh] - other[negatives]
+        d2n = (dn * dn).sum(1, keepdim=True)
+        d2nb = d2n.pow(b)
+        rep = (2.0 * repulsion_strength * b) / ((0.001 + d2n) * (a * d2nb + 1.0))
+        fn = torch.where(d2n > 0, rep * dn, torch.zeros_like(dn)).clamp_(-clip, clip)
+        grad.index_add_(0, nh, fn.neg_())
+        loss = loss - repulsion_strength * _log_1mq(a * d2nb, torch.log1p(a * d2nb)).sum()
+    grad.div_(n_pos)
+    return grad, loss / n_pos
+
+
+def _log_1mq(asb: torch.Tensor, log1p_asb: torch.Tensor) -> torch.Tensor:
+    """``log(1 − q)`` with ``q = 1/(1 + a·s^b)``, clamped at ``log(1e-4)``."""
+    return torch.clamp(torch.log(asb.clamp_min(1e-30)) - log1p_asb, min=_LOG_EPS)

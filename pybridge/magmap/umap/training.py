@@ -1,14 +1,25 @@
-"""Training loops: phase 1 (UMAP loss) and the robust phase (UMAP + λ·bound area + reconstruction).
+"""Training loops: phase 1 (UMAP) and the robust phase (UMAP + certified-box hinge + reconstruction).
 
-Sampling (``pumap_spec.md`` §2.2): one *epoch* is one pass over the pruned directed edge list in a
-seeded random order, ``batch_size`` edges per optimiser step. Each step encodes only the unique cells
-touched by the batch, so large edge batches on small data cost about one forward/backward pass of the
-data. Negatives are permutations of the batch's tails (``losses.umap_loss``).
+Phase 1 follows umap-learn's optimiser, with the encoder in place of free coordinates. One step is one
+umap-learn epoch: the edges due in that epoch (an edge of weight ``w`` every ``max(w)/w`` epochs) with
+``negative_sample_rate`` uniformly drawn negatives each. The encoder is evaluated **once per cell** per
+step, the gradient of the cross-entropy with respect to the embedding is computed in closed form as
+umap-learn's SGD does (:func:`~.losses.umap_forces`) and back-propagated through the encoder, which is
+updated by Adam. The encoder trained here is a factored copy: a fixed projection on the principal axes
+in front and BatchNorm after the hidden layers, folded afterwards into the plain Linear/ReLU network.
+
+The robust phase trains that plain network (first layer on the genes) on random cell batches: the same
+UMAP gradient with the frozen phase-1 embedding as the position of the neighbours and negatives (the
+way umap-learn's ``transform`` places new points), ``‖z − ẑ‖²`` to the phase-1 embedding ẑ, and a hinge
+on the diagonal of each cell's certified output box at the training radius (CROWN-IBP by default):
+``mean(max(0, diagonal/D − fraction))`` with D the phase-1 embedding's bounding-box diagonal, so cells
+already certified at the training radius cost nothing.
 """
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,95 +27,177 @@ import torch
 from torch import nn
 
 from .._utils import progress
-from ..crown import bound_area_loss
-from .losses import umap_loss
+from .losses import umap_forces
 
 logger = logging.getLogger("magmap")
 
-__all__ = ["EdgeSampler", "train_umap"]
+__all__ = ["EdgeSchedule", "train_phase1", "train_robust"]
 
 
 @dataclass
-class EdgeSampler:
-    """Seeded epoch-wise edge batches (without replacement inside an epoch)."""
+class EdgeSchedule:
+    """The directed edges of the fuzzy graph and umap-learn's epoch schedule, on the training device.
 
-    heads: np.ndarray
-    tails: np.ndarray
-    weights: np.ndarray
-    batch_size: int
-    rng: np.random.Generator
+    ``loss="graph"``: in epoch ``e`` (1-based) the edges with ``⌊e·p⌋ > ⌊(e−1)·p⌋``, ``p = w/max(w)``
+    (umap-learn's ``make_epochs_per_sample``), targets 1. ``loss="probability"``: every edge every
+    epoch, weighted by its membership (the paper's Eq. 3).
+    """
+
+    heads: torch.Tensor
+    tails: torch.Tensor
+    weights: torch.Tensor
+    loss: str = "graph"
+
+    @classmethod
+    def build(cls, heads: np.ndarray, tails: np.ndarray, weights: np.ndarray, loss: str,
+              device: torch.device) -> "EdgeSchedule":
+        return cls(torch.from_numpy(np.asarray(heads, np.int64)).to(device),
+                   torch.from_numpy(np.asarray(tails, np.int64)).to(device),
+                   torch.from_numpy(np.asarray(weights, np.float32)).to(device), loss)
 
     def __post_init__(self) -> None:
-        self._order = np.empty(0, dtype=np.int64)
-        self._pos = 0
+        self._p = (self.weights.double() / self.weights.max().double()) if self.weights.numel() else self.weights.double()
 
-    @property
-    def n_edges(self) -> int:
-        return int(self.heads.size)
-
-    def steps_per_epoch(self) -> int:
-        return max(1, int(np.ceil(self.n_edges / self.batch_size)))
-
-    def next(self) -> np.ndarray:
-        if self._pos >= self._order.size:
-            self._order = self.rng.permutation(self.n_edges)
-            self._pos = 0
-        sel = self._order[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return sel
+    def due(self, epoch: int) -> torch.Tensor:
+        """Indices of the edges used in ``epoch`` (1-based)."""
+        if self.loss == "probability":
+            return torch.arange(self.heads.numel(), device=self.heads.device)
+        return torch.nonzero(torch.floor(epoch * self._p) > torch.floor((epoch - 1) * self._p)).flatten()
 
 
-def train_umap(
-    net: nn.Sequential, X: torch.Tensor, sampler: EdgeSampler, *, n_steps: int, a: float, b: float,
-    loss: str, learning_rate: float, negative_sample_rate: int, repulsion_strength: float,
-    generator: torch.Generator, verbose: bool = True, desc: str = "UMAP",
-    robust: dict | None = None, clip_value: float | None = 4.0,
+def _adam(params, lr: float) -> torch.optim.Adam:
+    # β1 = 0.5: the full-batch gradient changes direction as the layout unfolds; less momentum converged
+    # faster and to better neighbourhoods on the benchmark sets (docs/robust_umap.md)
+    return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
+
+
+def _check_finite(value: float, desc: str, step: int) -> None:
+    if not np.isfinite(value):
+        raise FloatingPointError(f"{desc} loss became {value} at step {step}; lower `learning_rate`.")
+
+
+def train_phase1(
+    net: nn.Module, Y: torch.Tensor, edges: EdgeSchedule, *, n_epochs: int, a: float, b: float,
+    learning_rate: float, negative_sample_rate: int, repulsion_strength: float, batch_size: int | None,
+    generator: torch.Generator, verbose: bool = True, desc: str = "RobustUMAP phase 1",
 ) -> list[dict]:
-    """Run ``n_steps`` Adam steps of the UMAP loss, optionally with the robust-phase terms.
+    """Phase 1: ``n_epochs`` umap-learn epochs, one Adam step each (or several of at most ``batch_size``
+    edges), learning rate decaying linearly to 0 as in umap-learn.
 
-    ``robust`` (phase 2) holds: ``targets`` (frozen phase-1 embedding of every training cell, tensor),
-    ``epsilon``, ``lam`` (λ = λ₀ / A_ref), ``bounds`` (callable ``(net, x, eps) → (l, u)``),
-    ``n_cells`` (cells per step for the bound loss), ``rng`` (numpy Generator), ``recon_weight``.
-    Returns the per-step history (``loss``, ``umap``, and in phase 2 ``bound``, ``recon``, ``area``).
+    ``net`` maps the rows of ``Y`` (one per training cell) to the embedding. Each step encodes every cell
+    its edges and negatives touch (all cells when that is over half of them) exactly once. Returns the
+    per-step history (``loss``: the cross-entropy per positive edge).
     """
-    opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
-    dev = X.device
-    w_all = torch.from_numpy(sampler.weights).to(dev)
+    opt = _adam(net.parameters(), learning_rate)
+    n = Y.shape[0]
+    dev = Y.device
     history: list[dict] = []
-    bar = progress(range(n_steps), verbose=verbose, desc=desc, leave=False)
+    bar = progress(range(1, n_epochs + 1), verbose=verbose, desc=desc, leave=False)
     t0 = time.perf_counter()
-    for step in bar:
-        sel = sampler.next()
-        h, t = sampler.heads[sel], sampler.tails[sel]
-        cells, inv = np.unique(np.concatenate([h, t]), return_inverse=True)
-        cells_t = torch.from_numpy(cells).to(dev)
-        z = net(X[cells_t])
-        inv_t = torch.from_numpy(inv).to(dev)
-        B = h.size
-        l_umap = umap_loss(z[inv_t[:B]], z[inv_t[B:]], w_all[torch.from_numpy(sel).to(dev)], a=a, b=b, loss=loss,
-                           negative_sample_rate=negative_sample_rate, repulsion_strength=repulsion_strength,
-                           generator=generator)
-        total = l_umap
-        rec = {"loss": 0.0, "umap": float(l_umap.detach())}
-        if robust is not None:
-            recon = ((z - robust["targets"][cells_t]) ** 2).sum(dim=1).mean()
-            n_b = min(robust["n_cells"], cells.size)
-            bcells = torch.from_numpy(np.sort(robust["rng"].choice(cells, n_b, replace=False))).to(dev)
-            lo, up = robust["bounds"](net, X[bcells], robust["epsilon"])
-            area = bound_area_loss(lo, up)
-            l_bound = robust["lam"] * area
-            total = total + l_bound + robust["recon_weight"] * recon
-            rec.update(bound=float(l_bound.detach()), recon=float(recon.detach()), area=float(area.detach()))
+    step = 0
+    for epoch in bar:
+        lr = learning_rate * (1.0 - (epoch - 1) / n_epochs)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        due = edges.due(epoch)
+        if due.numel() == 0:
+            continue
+        if batch_size is not None and due.numel() > batch_size:
+            due = due[torch.randperm(due.numel(), generator=generator, device=dev)]
+            parts = torch.split(due, batch_size)
+        else:
+            parts = (due,)
+        for part in parts:
+            h, t = edges.heads[part], edges.tails[part]
+            neg = torch.randint(0, n, (h.numel() * negative_sample_rate,), generator=generator, device=dev)
+            rows, (h, t, neg) = _touched(n, h, t, neg)
+            z = net(Y if rows is None else Y[rows])
+            w = edges.weights[part] if edges.loss == "probability" else None
+            with torch.no_grad():
+                grad, loss = umap_forces(z.detach(), h, t, neg, a=a, b=b, repulsion_strength=repulsion_strength,
+                                         weights=w)
+            opt.zero_grad(set_to_none=True)
+            z.backward(grad)
+            opt.step()
+            value = float(loss)
+            _check_finite(value, desc, step)
+            history.append({"loss": value, "umap": value})
+            step += 1
+        if verbose:
+            bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", refresh=False)
+    logger.info("%s: %d epochs (%d steps) in %.1f s", desc, n_epochs, step, time.perf_counter() - t0)
+    return history
+
+
+def _touched(n: int, *index: torch.Tensor) -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...]]:
+    """Rows touched by the index tensors, and the indices renumbered into them; ``None`` (no renumbering)
+    when they cover over half of the ``n`` rows (encoding all rows is then cheaper than gathering)."""
+    mask = torch.zeros(n, dtype=torch.bool, device=index[0].device)
+    for ix in index:
+        mask[ix] = True
+    if int(mask.sum()) * 2 > n:
+        return None, index
+    rows = torch.nonzero(mask).flatten()
+    pos = torch.full((n,), -1, dtype=torch.int64, device=mask.device)
+    pos[rows] = torch.arange(rows.numel(), device=mask.device)
+    return rows, tuple(pos[ix] for ix in index)
+
+
+def train_robust(
+    net: nn.Sequential, X: torch.Tensor, edges: EdgeSchedule, targets: torch.Tensor, *, n_epochs: int,
+    epsilon: float, weight: float, fraction: float, diagonal: float, bounds: Callable, cells: int,
+    bound_cells: int, recon_weight: float, a: float, b: float, learning_rate: float, negative_sample_rate: int,
+    repulsion_strength: float, generator: torch.Generator, verbose: bool = True,
+    desc: str = "RobustUMAP robust phase",
+) -> list[dict]:
+    """The robust phase: ``n_epochs`` Adam steps, each on ``cells`` random training cells.
+
+    Loss per step: the anchored UMAP gradient of the batch (neighbours and negatives at ``targets``),
+    ``recon_weight · mean ‖z − ẑ‖²`` and ``weight · mean(max(0, diag/diagonal − fraction))`` over the
+    certified boxes (``bounds(net, x, eps) → (lower, upper)``) of the first ``bound_cells`` cells of the
+    batch. The radius ramps linearly from 0 to ``epsilon`` over the first half of the phase (the usual
+    schedule of certified training: the bound loss starts small instead of dominating).
+    Returns the per-step history: ``loss`` (total), ``umap``, ``recon``, ``bound``, ``epsilon``.
+    """
+    opt = _adam(net.parameters(), learning_rate)
+    n = X.shape[0]
+    dev = X.device
+    m = min(cells, n)
+    nb = min(bound_cells, m)
+    history: list[dict] = []
+    bar = progress(range(1, n_epochs + 1), verbose=verbose, desc=desc, leave=False)
+    ramp = max(1, n_epochs // 2)
+    t0 = time.perf_counter()
+    for epoch in bar:
+        for group in opt.param_groups:
+            group["lr"] = learning_rate * (1.0 - 0.5 * (epoch - 1) / n_epochs)
+        batch = torch.randperm(n, generator=generator, device=dev)[:m]
+        pos = torch.full((n,), -1, dtype=torch.int64, device=dev)
+        pos[batch] = torch.arange(m, device=dev)
+        due = edges.due(epoch)
+        due = due[pos[edges.heads[due]] >= 0]
+        h, t = pos[edges.heads[due]], edges.tails[due]
+        neg = torch.randint(0, n, (h.numel() * negative_sample_rate,), generator=generator, device=dev)
+        z = net(X[batch])
+        w = edges.weights[due] if edges.loss == "probability" else None
+        with torch.no_grad():
+            grad, l_umap = umap_forces(z.detach(), h, t, neg, a=a, b=b, repulsion_strength=repulsion_strength,
+                                       weights=w, other=targets)
+        recon = ((z - targets[batch]) ** 2).sum(dim=1).mean()
+        eps = epsilon * min(1.0, epoch / ramp)
+        lower, upper = bounds(net, X[batch[:nb]], eps)
+        diag = ((upper - lower) ** 2).sum(dim=1).add(1e-12).sqrt() / diagonal
+        l_bound = torch.relu(diag - fraction).mean()
+        total = weight * l_bound + recon_weight * recon
         opt.zero_grad(set_to_none=True)
-        total.backward()
-        if clip_value is not None:
-            nn.utils.clip_grad_value_(net.parameters(), clip_value)
+        (total + (z * grad).sum()).backward()
         opt.step()
-        rec["loss"] = float(total.detach())
+        rec = {"umap": float(l_umap), "recon": float(recon.detach()), "bound": float(l_bound.detach()), "epsilon": eps}
+        rec["loss"] = rec["umap"] + recon_weight * rec["recon"] + weight * rec["bound"]
+        _check_finite(rec["loss"], desc, epoch - 1)
         history.append(rec)
-        if not np.isfinite(rec["loss"]):
-            raise FloatingPointError(f"{desc} loss became {rec['loss']} at step {step}; lower `learning_rate`.")
-        if verbose and step % 50 == 0:
-            bar.set_postfix(loss=f"{rec['loss']:.4f}")
-    logger.info("%s: %d steps in %.1f s", desc, n_steps, time.perf_counter() - t0)
+        if verbose:
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", bound=f"{rec['bound']:.4f}", recon=f"{rec['recon']:.4f}",
+                            refresh=False)
+    logger.info("%s: %d steps in %.1f s", desc, n_epochs, time.perf_counter() - t0)
     return history
