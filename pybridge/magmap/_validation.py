@@ -28,6 +28,7 @@ def check_matrix(
     allow_empty_genes: bool = False,
     sparse: str = "keep",
     dtype: type = np.float64,
+    copy: bool = True,
 ) -> np.ndarray | sp.csr_matrix:
     """Validate a cells × genes matrix and return it as float64 (dense array or CSR).
 
@@ -46,6 +47,9 @@ def check_matrix(
     sparse
         ``"keep"`` returns CSR for sparse input and ndarray otherwise; ``"dense"`` always densifies;
         ``"csr"`` always returns CSR.
+    copy
+        ``False`` skips the copy when ``X`` already has the right type (for callers that made their own
+        copy, e.g. a gene subset, and never write to it).
 
     Raises
     ------
@@ -60,8 +64,10 @@ def check_matrix(
     if sp.issparse(X):
         if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
             raise TypeError(f"`{name}` must hold real numbers, got dtype {X.dtype}.")
-        out = sp.csr_matrix(X, dtype=dtype, copy=True)
-        out.sum_duplicates()
+        out = sp.csr_matrix(X, dtype=dtype, copy=copy)
+        if not out.has_canonical_format:
+            out = out.copy() if not copy else out  # never sort the caller's arrays in place
+            out.sum_duplicates()
     else:
         arr = np.asarray(X)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.issubdtype(
@@ -73,7 +79,7 @@ def check_matrix(
             )
         if arr.ndim != 2:
             raise ValueError(f"`{name}` must be 2-D (cells × genes), got an array with shape {arr.shape}.")
-        out = np.array(arr, dtype=dtype, copy=True)
+        out = np.array(arr, dtype=dtype, copy=True) if copy else np.asarray(arr, dtype=dtype)
     n_cells, n_genes = out.shape
     vals = _values(out)
     if not np.all(np.isfinite(vals)):
