@@ -64,3 +64,76 @@ def test_best_leiden_ami_finds_planted_partition():
     res = best_leiden_ami(_sym(w), labels, ks=(3, 5), resolutions=np.linspace(0.2, 1.5, 5))
     assert res["ami"] == pytest.approx(1.0)
     assert res["k"] in (3, 5) and res["assortativity"] > 0.9
+
+
+def _brute_topk(a: np.ndarray, k: int, *, exclude_diagonal: bool) -> np.ndarray:
+    """Oracle: the k largest |a_ij| of every row by a full sort, as a 0/1 directed adjacency."""
+    s = np.abs(a).astype(float)
+    if exclude_diagonal:
+        np.fill_diagonal(s, -np.inf)
+    out = np.zeros_like(s)
+    for i, row in enumerate(s):
+        out[i, np.argsort(-row, kind="stable")[:k]] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("symmetrize", ["sum", "max", "min"])
+def test_precision_graph_matches_brute_force_in_blocks(monkeypatch, symmetrize):
+    from magmap.medmagma import _graph, precision_graph
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(37, 37))
+    a = a + a.T
+    pick = _brute_topk(a, 4, exclude_diagonal=True)
+    w = np.abs(a) * pick
+    expected = {"sum": w + w.T, "max": np.maximum(w, w.T), "min": np.minimum(w, w.T)}[symmetrize]
+    whole = precision_graph(a, 4, symmetrize=symmetrize).toarray()
+    np.testing.assert_allclose(whole, expected, rtol=0, atol=0)
+    monkeypatch.setattr(_graph, "BLOCK_BYTES", 8 * 37 * 5)  # blocks of 5 rows, last one partial
+    np.testing.assert_array_equal(precision_graph(a, 4, symmetrize=symmetrize).toarray(), whole)
+
+
+def test_topk_options_cover_the_diagonal_and_zeros():
+    from magmap.medmagma import precision_graph
+
+    m = np.array([[9.0, 3, 0, 0], [3, 9, 0, 0], [0, 0, 9, 2], [0, 0, 2, 9]])
+    # vertex 0's second pick is an exact zero: an edge of weight `tiny` when kept, no edge when dropped
+    kept = precision_graph(m, 2, zeros="keep")
+    dropped = precision_graph(m, 2, zeros="drop")
+    assert (kept != 0).sum(axis=1).min() >= 2
+    np.testing.assert_array_equal(dropped.toarray(), [[0, 6, 0, 0], [6, 0, 0, 0], [0, 0, 0, 4], [0, 0, 4, 0]])
+    assert kept.toarray()[[0, 1, 2, 3]].max() == 6 and 0 < kept.data.min() <= np.finfo(float).tiny * 2
+    # metrics.topk_graph is the paper's setting of the same function
+    np.testing.assert_array_equal(topk_graph(m, 2).toarray(), dropped.toarray())
+    np.testing.assert_array_equal(topk_graph(m, 1, drop_diagonal=False).toarray(), 18 * np.eye(4))
+    np.testing.assert_array_equal(precision_graph(m, 1, diagonal="compete").toarray(), 18 * np.eye(4))
+    assert topk_graph(m, 10).nnz == dropped.nnz  # k capped at the candidates of a row
+    unweighted = precision_graph(m, 1, weighted=False)
+    assert set(np.unique(unweighted.data)) <= {1.0, 2.0}
+    with pytest.raises(ValueError, match="`k` must be at most 3"):
+        precision_graph(m, 4)
+    with pytest.raises(ValueError, match="`zeros` must be one of"):
+        precision_graph(m, 1, zeros="tiny")
+    with pytest.raises(ValueError, match="`diagonal` must be one of"):
+        precision_graph(m, 1, diagonal="keep")
+    with pytest.raises(ValueError, match="square"):
+        precision_graph(np.ones((3, 4)), 1)
+
+
+def test_low_rank_precision_equals_its_dense_form():
+    from magmap.medmagma import LowRankPrecision, precision_graph
+
+    rng = np.random.default_rng(5)
+    basis, _ = np.linalg.qr(rng.normal(size=(40, 6)))
+    lr = LowRankPrecision(identity=2.5, basis=basis, weights=rng.normal(size=6))
+    dense = 2.5 * np.eye(40) + (basis * lr.weights) @ basis.T
+    np.testing.assert_allclose(lr.toarray(), dense, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(lr), dense, atol=1e-13)
+    np.testing.assert_allclose(lr.rows(7, 19), dense[7:19], atol=1e-13)
+    np.testing.assert_allclose(lr.diagonal(), np.diag(dense), atol=1e-13)
+    x = rng.normal(size=40)
+    np.testing.assert_allclose(lr.matvec(x), dense @ x, atol=1e-12)
+    np.testing.assert_allclose(lr.eigenvalues(), np.linalg.eigvalsh(dense), atol=1e-12)
+    for k in (1, 5):
+        np.testing.assert_allclose(precision_graph(lr, k).toarray(), precision_graph(dense, k).toarray(), atol=1e-12)
+    assert edge_average_precision(lr, dense) == pytest.approx(1.0)

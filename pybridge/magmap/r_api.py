@@ -136,44 +136,31 @@ def robin(
     return encode(out)
 
 
-def _graphs_from_adata(adata: Any, key: str) -> dict[str, Any]:
-    from ._keys import connectivities_key, genes_used_key
-
-    return {"cells": adata.obsp[connectivities_key(key)], "genes": adata.varp[connectivities_key(key)],
-            "genes_used": adata.var[genes_used_key(key)].to_numpy(dtype=bool), "params": adata.uns[key]["params"]}
-
-
 def med_magma(
     x: Any,
     method: str = "medmagma",
     genes: Any = None,
-    n_neighbors: int = 10,
-    n_gene_neighbors: int = 10,
+    n_neighbors: Any = None,
+    n_gene_neighbors: Any = None,
     seed: Any = 0,
     options: Any = None,
 ) -> dict[str, Any]:
     """MED-MAGMA (``method="medmagma"``) or GmGM (``"gmgm"``) graphs of a genes × cells matrix from R.
 
-    Runs :func:`magmap.tl.med_magma` / :func:`magmap.tl.gmgm` (so gene subsets are scattered back to
-    all genes exactly as in Python) and returns ``cells`` (cells × cells), ``genes`` (all genes × all
-    genes), ``genes_used`` (logical) and ``params``. ``options`` holds further keyword arguments.
+    Decodes, calls :func:`magmap.medmagma.learn_graphs` (the same function :func:`magmap.tl.med_magma`
+    calls) and encodes ``cells`` (cells × cells), ``genes`` (all genes × all genes), ``genes_used``
+    (logical) and ``params``. ``genes`` is R's logical mask; ``options`` holds further estimator
+    arguments. Any argument left ``NULL`` in R takes Python's default.
     """
-    import anndata as ad
+    from .medmagma import learn_graphs
 
-    from . import tl
-
-    X = decode(x)
-    mask = decode(genes)
-    adata = ad.AnnData(X=X)
-    kwargs = dict(genes=mask, n_neighbors=int(n_neighbors), n_gene_neighbors=int(n_gene_neighbors),
-                  random_state=None if seed is None else int(seed), key_added="graph", **(decode(options) or {}))
+    given = {"genes": decode(genes), "n_neighbors": n_neighbors, "n_gene_neighbors": n_gene_neighbors,
+             **(decode(options) or {})}
     if method == "medmagma":
-        tl.med_magma(adata, **kwargs)
-    elif method == "gmgm":
-        tl.gmgm(adata, **kwargs)
-    else:
-        raise ValueError(f"`method` must be 'medmagma' or 'gmgm', got {method!r}.")
-    return encode(_graphs_from_adata(adata, "graph"))
+        given["random_state"] = None if seed is None else int(seed)
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    res = learn_graphs(decode(x), method=method, name="x", **kwargs)
+    return encode({"cells": res.cells, "genes": res.genes, "genes_used": res.genes_used, "params": res.params})
 
 
 def _umap_input(x: Any, feature_names: Any) -> Any:

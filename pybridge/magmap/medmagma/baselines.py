@@ -1,43 +1,23 @@
-"""Noise-unaware baselines of the paper: GmGM (± nonparanormal skeptic) and the single-axis MLE."""
+"""The noise-unaware baselines MED-MAGMA is compared with: GmGM (± nonparanormal skeptic) and the
+single-axis MLE."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from .._utils import check_memory, resolve_device
-from .._validation import check_choice, check_matrix
-from ._backend import eigh, to_tensor
-from ._graph import GraphMixin
+from .._utils import resolve_device
+from .._validation import check_choice
+from ._backend import to_tensor
+from ._base import TwoAxisEstimator
 from .mstep import mstep_newton
 
 __all__ = ["GmGM", "SingleAxis", "gmgm_eigenvalues", "normal_scores"]
 
-MEMORY_FIX = ("Select fewer genes (e.g. highly variable genes, use_highly_variable=True) or subsample cells; if "
-              "rows are genes, transpose the matrix (cells must be rows).")
 
-
-def guard_memory(X: Any, what: str, n_bytes: Any, fix: str = MEMORY_FIX) -> None:
-    """Raise ``MemoryError`` from the shape of ``X`` alone, before any copy or densification.
-
-    ``n_bytes(n_cells, n_genes)`` is the method's working set; input that is not 2-D is left to
-    :func:`check_matrix`, which says what is wrong with it.
-    """
-    shape = getattr(X, "shape", None)
-    if shape is None:
-        shape = np.shape(X)
-    if len(shape) == 2:
-        d1, d2 = (int(v) for v in shape)
-        check_memory(n_bytes(d1, d2), f"{what} on {d1} cells × {d2} genes", fix=fix)
-
-
-def _gmgm_bytes(d1: int, d2: int) -> int:
-    """Dense data, Grams, eigenvectors and precisions of both axes (float64)."""
-    return 8 * (4 * (d1**2 + d2**2) + 3 * d1 * d2)
-
-
-def _single_axis_bytes(d1: int, d2: int) -> int:
-    return 8 * (3 * (d1**2 + d2**2) + d1 * d2)
+def _dense(X: Any) -> np.ndarray:
+    return X.toarray() if sp.issparse(X) else X
 
 
 def normal_scores(m: np.ndarray) -> np.ndarray:
@@ -51,7 +31,7 @@ def gmgm_eigenvalues(
     e1: np.ndarray, e2: np.ndarray, *, max_iter: int = 1000, tol: float = 1e-3, lr: float = 1.0,
     max_line_search: int = 20, max_small_steps: int = 5,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """The ``gmgm`` 0.5.7 eigenvalue iteration (spec §5.1 step 3), for paper parity.
+    """The ``gmgm`` 0.5.7 eigenvalue iteration, as the MED-MAGMA paper ran its GmGM baseline.
 
     Step δ_ℓ = ½(e_ℓ − p_ℓ), p_ℓ = t_ℓ/d_ℓ − ½·mean(t_ℓ/d_ℓ), t_ℓᵢ = Σ_j 1/(λ_ℓᵢ + λ_ℓ'ⱼ); step size
     lr·10⁻ᵏ for the smallest k keeping λ > 1e-8; stop after 5 consecutive relative objective changes
@@ -90,7 +70,7 @@ def gmgm_eigenvalues(
     return l1, l2, it
 
 
-class GmGM(GraphMixin):
+class GmGM(TwoAxisEstimator):
     """GmGM: the noise-unaware Kronecker-sum (bigraphical) Gaussian MLE from one matrix.
 
     Parameters
@@ -120,17 +100,16 @@ class GmGM(GraphMixin):
         self.tol = tol
         self.device = device
 
-    def fit(self, X: Any, y: Any = None) -> GmGM:
-        """Fit on a cells × genes matrix (dense or sparse; densified).
-
-        Raises
-        ------
-        MemoryError
-            Before anything is allocated, when the dense working set exceeds the available memory.
-        """
+    def _check_params(self) -> None:
         check_choice(self.mode, "mode", ("paper", "exact"))
-        guard_memory(X, "GmGM (dense cells × cells and genes × genes matrices)", _gmgm_bytes)
-        X = check_matrix(X, name="X", sparse="dense")
+
+    def _memory(self, n_cells: int, n_genes: int) -> tuple[int, str]:
+        # dense data, Grams, eigenvectors and precisions of both axes (float64)
+        return 8 * (4 * (n_cells**2 + n_genes**2) + 3 * n_cells * n_genes), \
+            "GmGM (dense cells × cells and genes × genes matrices)"
+
+    def _fit_checked(self, X: Any) -> GmGM:
+        X = _dense(X)
         d1, d2 = X.shape
         if self.skeptic:
             g1 = normal_scores(X)  # each gene Gaussianised across cells → cell Gram
@@ -158,10 +137,11 @@ class GmGM(GraphMixin):
         self.gene_precision_ = (u2 * l2) @ u2.T
         self.cell_eigenvalues_, self.gene_eigenvalues_ = l1, l2
         self.n_iter_, self.converged_ = int(it), bool(conv)
+        self.n_features_in_ = d2
         return self
 
 
-class SingleAxis(GraphMixin):
+class SingleAxis(TwoAxisEstimator):
     """Single-axis ("Basic") baseline: i.i.d. Gaussian MLE per axis, Ψ_cells = (DDᵀ)⁺, Ψ_genes = (DᵀD)⁺.
 
     Parameters
@@ -173,11 +153,14 @@ class SingleAxis(GraphMixin):
     def __init__(self, *, rcond: float = 1e-15) -> None:
         self.rcond = rcond
 
-    def fit(self, X: Any, y: Any = None) -> SingleAxis:
-        """Fit on a cells × genes matrix (dense or sparse; densified)."""
-        guard_memory(X, "single-axis MLE (dense cells × cells and genes × genes matrices)", _single_axis_bytes)
-        X = check_matrix(X, name="X", sparse="dense")
+    def _memory(self, n_cells: int, n_genes: int) -> tuple[int, str]:
+        return 8 * (3 * (n_cells**2 + n_genes**2) + n_cells * n_genes), \
+            "single-axis MLE (dense cells × cells and genes × genes matrices)"
+
+    def _fit_checked(self, X: Any) -> SingleAxis:
+        X = _dense(X)
         self.cell_precision_ = np.linalg.pinv(X @ X.T, rcond=self.rcond, hermitian=True)
         self.gene_precision_ = np.linalg.pinv(X.T @ X, rcond=self.rcond, hermitian=True)
         self.n_iter_, self.converged_ = 1, True
+        self.n_features_in_ = X.shape[1]
         return self

@@ -1,14 +1,14 @@
-"""E-step of MED-MAGMA: the fiber mode z* and the Laplace-corrected Gram statistics (spec §3).
+"""E-step of MED-MAGMA: the fiber mode z* and the Laplace-corrected Gram statistics.
 
 All heavy work is dense torch float64 on the chosen device. Nothing of size (cells·genes)² is ever
 formed: the largest objects are the cells × genes data and the two d×d matrices.
 
-* :func:`q_tilde` — the quadratic form of one half of the flip-flop (spec Eq. 3).
+* :func:`q_tilde` — the quadratic form of one half of the flip-flop.
 * :func:`solve_product_one` — min sᵀQs s.t. s > 0, ∏s = 1 by a hand-written Newton method in
   log space (projected onto 1ᵀℓ = 0, Levenberg damping, Armijo backtracking, warm starts).
 * :func:`flipflop` — alternate the two sub-problems (genes first, as the reference).
 * :func:`laplace_correction` — E[TTᵀ], E[TᵀT] in closed form from the eigenbases of Ψ (Woodbury,
-  O(d³) BLAS only; spec §3.4, §13.3).
+  O(d³) BLAS only; derivation in ``docs/medmagma.md``).
 """
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def solve_product_one(
     Parameters
     ----------
     q
-        Symmetric d×d matrix (Q̃ of :func:`q_tilde`).
+        Symmetric d×d matrix (Q̃ of :func:`q_tilde`), or an operator with ``shape``, ``dtype``,
+        ``device``, ``@`` (matrix–vector product) and ``diagonal()`` (then only ``method="cg"``).
     ell0
         Warm start (log s); re-centred to mean 0. ``None`` starts from s = 1 (the reference's start).
     tol
@@ -97,7 +98,8 @@ def solve_product_one(
     s = torch.exp(ell)
     qs = q @ s
     h = s @ qs
-    eye = torch.eye(d, dtype=q.dtype, device=q.device)
+    use_cg = method == "cg" or (method == "auto" and d >= 800) or not isinstance(q, torch.Tensor)
+    eye = None if use_cg else torch.eye(d, dtype=q.dtype, device=q.device)
     it = 0
     for it in range(1, max_iter + 1):
         g = 2.0 * s * qs
@@ -106,8 +108,8 @@ def solve_product_one(
         if float(gp.abs().max()) <= tol * float(abs(scale)):
             it -= 1
             break
-        if method == "cg" or (method == "auto" and d >= 800):
-            step = _newton_cg_step(q, s, g, gp)
+        if use_cg:
+            step = _newton_cg_step(q, s, g, gp, scale=float(abs(scale)))
         else:
             step = _newton_cholesky_step(q, s, g, gp, eye)
         # Cap the step in log space: keeps exp() finite far from the optimum.
@@ -160,13 +162,14 @@ def _newton_cholesky_step(q, s, g, gp, eye):
     return step - step.mean()
 
 
-def _newton_cg_step(q, s, g, gp, max_cg: int = 100):
+def _newton_cg_step(q, s, g, gp, max_cg: int = 100, scale: float = 1.0):
     """Truncated Newton direction (Nocedal & Wright Alg. 7.1) on 1^⊥, Jacobi-preconditioned.
 
-    Hessian–vector product 2(s∘Q(s∘v) + g∘v): O(d²), no d×d temporary. Stops at negative curvature
+    Hessian–vector product 2s∘Q(s∘v) + g∘v (g = 2s∘Qs, the Hessian of the Cholesky path): O(d²), no
+    d×d temporary. Stops at negative curvature
     (returning the last positive-curvature iterate, or the preconditioned gradient on the first step).
     """
-    diag = 2.0 * (q.diagonal() * s * s + g)
+    diag = 2.0 * q.diagonal() * s * s + g
     diag = torch.where(diag > 0, diag, diag.abs().max())
     dinv = 1.0 / diag
 
@@ -174,7 +177,7 @@ def _newton_cg_step(q, s, g, gp, max_cg: int = 100):
         return v - v.mean()
 
     def hmul(v):
-        return proj(2.0 * (s * (q @ (s * v)) + g * v))
+        return proj(2.0 * s * (q @ (s * v)) + g * v)
 
     x = torch.zeros_like(gp)
     r = -gp
@@ -182,7 +185,10 @@ def _newton_cg_step(q, s, g, gp, max_cg: int = 100):
     p = z.clone()
     rz = float(r @ z)
     gnorm = float(torch.linalg.norm(gp))
-    eps = min(0.5, gnorm**0.5) * gnorm
+    # Forcing term of the inexact Newton method on the scale-free gradient (relative to the mean
+    # 2h/d the stopping rule uses): superlinear convergence whatever the units of Q.
+    rel = float(gp.abs().max()) / scale if scale > 0 else gnorm
+    eps = min(0.5, rel**0.5) * gnorm
     for j in range(max_cg):
         hp = hmul(p)
         curv = float(p @ hp)
@@ -310,7 +316,7 @@ def laplace_correction(
     """Closed-form Laplace terms ``E[TTᵀ]`` (cells) and ``E[TᵀT]`` (genes), i.e. ½C₁ and ½C₂.
 
     T = α1ᵀ + 1βᵀ with (α, β) ~ N(0, 𝓗⁺), 𝓗 the Hessian of φ restricted to the z*-free log-space
-    fiber directions (spec §3.4): blocks A = d₂Ψ₁ + (1ᵀΨ₂1)I, B = d₁Ψ₂ + (1ᵀΨ₁1)I,
+    fiber directions: blocks A = d₂Ψ₁ + (1ᵀΨ₂1)I, B = d₁Ψ₂ + (1ᵀΨ₁1)I,
     C = Ψ₁11ᵀ + 11ᵀΨ₂. 𝓗 is singular along n = (1, −1); since T(n) = 0, (𝓗 + γnnᵀ)⁻¹ gives the same
     moments for any γ > 0. With Ψ_ℓ = U_ℓ Diag(λ_ℓ) U_ℓᵀ, blockdiag(A, B) is diagonal in the
     eigenbases and the rest has rank 5, so Woodbury gives Σ with O(d³) matrix products only.
@@ -318,7 +324,7 @@ def laplace_correction(
     Validity: T moves every entry of Z. Entries that are zero stay zero on the fiber, so for data
     with many zeros (counts) this term counts fluctuations that do not exist and, depending on Ψ
     only, swamps z*z*ᵀ; :class:`~magmap.medmagma.MedMagma` therefore skips it by default for input
-    with zeros (``laplace_weight="auto"``; measurements in the notes of ``estimators.py``).
+    with zeros (``laplace_weight="auto"``; measurements in ``docs/medmagma.md``).
 
     Parameters
     ----------

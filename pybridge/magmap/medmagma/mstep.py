@@ -1,4 +1,4 @@
-"""M-step: the Kronecker-sum (GmGM) MLE on eigenvalues (spec §4, §13.4).
+"""M-step: the Kronecker-sum (GmGM) MLE on eigenvalues.
 
 Given E-step statistics S_ℓ = U_ℓ Diag(e_ℓ) U_ℓᵀ, the maximiser Ψ_ℓ = U_ℓ Diag(λ_ℓ) U_ℓᵀ minimises
 
@@ -24,14 +24,21 @@ logger = logging.getLogger("magmap")
 __all__ = ["gmgm_objective", "mstep_newton", "mstep_reference"]
 
 
-def gmgm_objective(e1, e2, lam1, lam2, rho: float = 0.0, center: float = 0.0) -> float:
-    """F(λ) above with the ridge ρ‖λ − center‖²; ``inf`` outside the domain λ₁ᵢ + λ₂ⱼ > 0."""
+def gmgm_objective(e1, e2, lam1, lam2, rho: float = 0.0, center: float = 0.0, weights1=None) -> float:
+    """F(λ) above with the ridge ρ‖λ − center‖²; ``inf`` outside the domain λ₁ᵢ + λ₂ⱼ > 0.
+    ``weights1``: multiplicity of each first-axis eigenvalue (a repeated eigenvalue stored once)."""
     grid = lam1[:, None] + lam2[None, :]
     if float(grid.min()) <= 0:
         return float("inf")
-    out = e1 @ lam1 + e2 @ lam2 - torch.log(grid).sum()
+    if weights1 is None:
+        out = e1 @ lam1 + e2 @ lam2 - torch.log(grid).sum()
+        if rho:
+            out = out + rho * (((lam1 - center) ** 2).sum() + ((lam2 - center) ** 2).sum())
+        return float(out)
+    w = weights1
+    out = (w * e1) @ lam1 + e2 @ lam2 - w @ torch.log(grid).sum(1)
     if rho:
-        out = out + rho * (((lam1 - center) ** 2).sum() + ((lam2 - center) ** 2).sum())
+        out = out + rho * (w @ (lam1 - center) ** 2 + ((lam2 - center) ** 2).sum())
     return float(out)
 
 
@@ -46,6 +53,7 @@ def mstep_newton(
     tol: float = 1e-15,
     max_iter: int = 200,
     max_cg: int = 200,
+    weights1: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
     """Minimise F by Newton's method on the gauge-fixed plane nᵀλ = nᵀλ₀.
 
@@ -64,15 +72,21 @@ def mstep_newton(
         Stop when the Newton decrement ½·gᵀH⁻¹g falls below ``tol·d₁d₂``.
     max_iter, max_cg
         Newton iterations and CG iterations per Newton step.
+    weights1
+        Multiplicities of the first axis's eigenvalues: ``e1[i]`` stands for ``weights1[i]`` equal
+        eigenvalues, which share one λ (a strictly convex problem gives equal eigenvalues equal λ).
+        This is how a cell statistic of rank ≤ genes is solved with O(genes²) work.
 
     Returns
     -------
     lam1, lam2, n_iter, converged
     """
     d1, d2 = e1.shape[0], e2.shape[0]
+    w = torch.ones_like(e1) if weights1 is None else weights1
+    n1 = float(w.sum())
     if lam1 is None or lam2 is None:
-        scale = float((e1.sum() + e2.sum()) / (d1 + d2))
-        c = max(d1, d2) / (2.0 * scale) if scale > 0 else 1.0
+        scale = float(((w * e1).sum() + e2.sum()) / (n1 + d2))
+        c = max(n1, d2) / (2.0 * scale) if scale > 0 else 1.0
         lam1 = torch.full_like(e1, c)
         lam2 = torch.full_like(e2, c)
     lam1, lam2 = lam1.clone(), lam2.clone()
@@ -83,40 +97,43 @@ def mstep_newton(
         lam1 += shift / 2
         lam2 += shift / 2
     n = torch.cat([torch.ones_like(e1), -torch.ones_like(e2)]) if rho == 0 else None
-    f = gmgm_objective(e1, e2, lam1, lam2, rho, center)
+    f = gmgm_objective(e1, e2, lam1, lam2, rho, center, weights1)
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
         m = 1.0 / (lam1[:, None] + lam2[None, :])
-        g = torch.cat([e1 - m.sum(1) + 2 * rho * (lam1 - center), e2 - m.sum(0) + 2 * rho * (lam2 - center)])
+        g = torch.cat([w * (e1 - m.sum(1) + 2 * rho * (lam1 - center)),
+                       e2 - (m.sum(0) if weights1 is None else w @ m) + 2 * rho * (lam2 - center)])
         m2 = m * m
-        hd = torch.cat([m2.sum(1), m2.sum(0)]) + 2 * rho
-        step = _projected_pcg(m2, hd, g, n, d1, max_cg=max_cg)
+        m2w = m2 * w[:, None]  # the coupling block of the Hessian in compressed coordinates
+        hd = torch.cat([w * (m2.sum(1) + 2 * rho), m2w.sum(0) + 2 * rho])
+        step = _projected_pcg(m2w, hd, g, n, d1, max_cg=max_cg)
         dec = -float(g @ step)
         if dec < 0:  # not a descent direction (numerical trouble): fall back to scaled gradient
             step = -(g - n * (n @ (g / hd)) / (n @ (n / hd))) / hd if n is not None else -g / hd
             dec = -float(g @ step)
-        if 0.5 * dec <= tol * d1 * d2:
+        if 0.5 * dec <= tol * n1 * d2:
             converged = True
             it -= 1
             break
         t = 1.0
         # Stay strictly inside the domain: cap t so the grid minimum keeps half its margin.
         for _ in range(60):
-            n1, n2 = lam1 + t * step[:d1], lam2 + t * step[d1:]
-            f_new = gmgm_objective(e1, e2, n1, n2, rho, center)
+            t1, t2 = lam1 + t * step[:d1], lam2 + t * step[d1:]
+            f_new = gmgm_objective(e1, e2, t1, t2, rho, center, weights1)
             if f_new <= f - 1e-4 * t * dec:
                 break
             t *= 0.5
         else:
             converged = True  # no further decrease at working precision
             break
-        lam1, lam2, f = n1, n2, f_new
+        lam1, lam2, f = t1, t2, f_new
     return lam1, lam2, it, converged
 
 
 def _projected_pcg(m2, hd, g, n, d1, *, max_cg, rtol=None):
-    """Solve H x = −g on {nᵀx = 0} by CG in Jacobi-scaled coordinates (H from the grid m² = M∘M)."""
+    """Solve H x = −g on {nᵀx = 0} by CG in Jacobi-scaled coordinates (H: diagonal ``hd`` and the
+    coupling block ``m2``)."""
     dinv = 1.0 / torch.sqrt(hd)
     if n is None:
         def proj(x):
@@ -170,7 +187,7 @@ def mstep_reference(
     min_eigenvalue: float = 1e-6,
     max_eigenvalue: float = 1e6,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """The reference's ``gmgm_kernel`` (spec §4), reproduced step for step for parity.
+    """The reference's ``gmgm_kernel``, reproduced step for step for parity.
 
     Starts from λ = 1; "identifiable gradient" (both axes' gradients given the same total sum);
     backtracking by halving a step size that persists across iterations and never grows (plain

@@ -1,4 +1,4 @@
-"""The quotient map f of MED-MAGMA (paper Eq. 1, App. C; spec §2).
+"""The quotient map f of MED-MAGMA (the published map and its zero-aware variant).
 
 f removes multiplicative row/column noise exactly: in log space it is the two-way ANOVA residual
 (double centering) of ``log|D|``. Everything here works on log-magnitudes ``w`` so that data with a
@@ -46,10 +46,10 @@ def log_quotient(
     D
         Cells × genes matrix (dense or sparse). Zeros stay zeros; signs are kept.
     zero_handling
-        ``"one-pass"`` — the paper's App. C formula (means over nonzeros; reference parity). Exact
+        ``"one-pass"`` — the published zero-aware formula (means over nonzeros; reference parity). Exact
         noise removal only when ``D`` has no zeros. ``"iterated"`` — alternate row/column centering
         over the nonzero pattern until convergence: the least-squares two-way ANOVA residual, which is
-        exactly invariant to positive row/column scaling also with zeros (spec §2.2).
+        exactly invariant to positive row/column scaling also with zeros (``docs/medmagma.md``).
     max_iter, tol
         Alternation limits for ``"iterated"`` (tolerance on the largest mean removed in a sweep).
 

@@ -1,5 +1,5 @@
-"""Embedding quality metrics (``pumap_spec.md`` §4): trustworthiness, kNN preservation, kNN-classifier
-accuracy, dropout correlation (seed paper Fig. 4) and gene-impact summaries (Fig. 5)."""
+"""Embedding quality metrics: trustworthiness, kNN preservation, kNN-classifier accuracy, dropout
+correlation (robustness of an embedding to extra dropouts) and gene-impact summaries."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -80,7 +80,7 @@ def knn_accuracy(Z: np.ndarray, labels: Any, *, Z_train: np.ndarray | None = Non
 
 
 def dropout_counts(X: Any, rate: float, rng: np.random.Generator) -> sp.csr_matrix:
-    """Zero each non-zero count independently with probability ``rate`` (paper Fig. 4A)."""
+    """Zero each non-zero count independently with probability ``rate``."""
     Xs = sp.csr_matrix(X, dtype=np.float64, copy=True)
     Xs.data[rng.random(Xs.data.size) < rate] = 0.0
     Xs.eliminate_zeros()
@@ -89,7 +89,7 @@ def dropout_counts(X: Any, rate: float, rng: np.random.Generator) -> sp.csr_matr
 
 def dropout_correlation(embed: Callable[[Any], np.ndarray], X: Any, *, rates: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8),
                         n_repeats: int = 10, random_state: int | None = 0) -> dict[float, list[float]]:
-    """Correlation between the embedding of counts ``X`` and of ``X`` with extra dropouts (paper Fig. 4B).
+    """Correlation between the embedding of counts ``X`` and of ``X`` with extra dropouts.
 
     ``embed`` maps counts to an embedding with the *training* statistics (e.g. ``model.transform``).
     For each rate and repeat, the Pearson r between unperturbed and perturbed coordinates is computed per
@@ -108,7 +108,7 @@ def dropout_correlation(embed: Callable[[Any], np.ndarray], X: Any, *, rates: tu
 
 
 def gene_impact_summary(impact: np.ndarray, *, scale: float = 1.0) -> dict[str, float]:
-    """Summary of per-gene impacts (paper Fig. 5B): spread and tail of the distribution.
+    """Summary of per-gene impacts: spread and tail of the distribution.
 
     ``scale`` divides the impacts first (e.g. √A_ref, so models with different embedding scales compare).
     """

@@ -1,4 +1,4 @@
-"""Graph-recovery and clustering metrics of the MED-MAGMA paper (spec §8)."""
+"""Graph-recovery and clustering metrics of the MED-MAGMA paper's evaluation protocol."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,15 @@ __all__ = [
 
 
 def _dense(a) -> np.ndarray:
-    return a.toarray() if sp.issparse(a) else np.asarray(a, dtype=np.float64)
+    """Dense float64 copy of a dense, sparse or factored (``toarray()``) matrix."""
+    return a.toarray() if hasattr(a, "toarray") else np.asarray(a, dtype=np.float64)
+
+
+def _square_size(a) -> int:
+    shape = getattr(a, "shape", None) or np.shape(a)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"`matrix` must be square, got shape {tuple(shape)}.")
+    return int(shape[0])
 
 
 def _lower(estimate, truth):
@@ -62,22 +70,19 @@ def edge_precision_recall(estimate, truth) -> tuple[float, float]:
 
 
 def topk_graph(matrix, k: int, *, drop_diagonal: bool = True, weighted: bool = True) -> sp.csr_matrix:
-    """Top-``k`` entries of ``|matrix|`` per row, symmetrised as M + Mᵀ (paper protocol, spec §8).
+    """Top-``k`` entries of ``|matrix|`` per row, symmetrised as M + Mᵀ (the paper's protocol).
 
-    Edges chosen by both endpoints end up with doubled weight. ``drop_diagonal=False`` reproduces the
-    synthetic protocol where the diagonal competes for a slot.
+    Edges chosen by both endpoints end up with doubled weight; a chosen entry that is exactly 0 is no
+    edge; ``k`` is capped at the number of candidates per row. ``drop_diagonal=False`` reproduces the
+    synthetic protocol where the diagonal competes for a slot (and becomes a self-loop). The paper's
+    settings of :func:`magmap.medmagma.precision_graph`, which does the work.
     """
-    a = np.abs(_dense(matrix))
-    if drop_diagonal:
-        np.fill_diagonal(a, 0.0)
-    n = a.shape[0]
-    k = min(int(k), n - 1 if drop_diagonal else n)
-    idx = np.argpartition(-a, k - 1, axis=1)[:, :k]
-    rows = np.repeat(np.arange(n), k)
-    vals = a[rows, idx.ravel()] if weighted else np.ones(rows.size)
-    m = sp.csr_matrix((vals, (rows, idx.ravel())), shape=(n, n))
-    m.eliminate_zeros()
-    return (m + m.T).tocsr()
+    from ..medmagma._graph import precision_graph
+
+    n = _square_size(matrix)
+    limit = n - 1 if drop_diagonal else n
+    return precision_graph(matrix, min(int(k), limit), weighted=weighted, symmetrize="sum",
+                           diagonal="exclude" if drop_diagonal else "compete", zeros="drop")
 
 
 def assortativity(graph, labels, *, method: str = "nominal") -> float:
@@ -90,10 +95,11 @@ def assortativity(graph, labels, *, method: str = "nominal") -> float:
     import igraph as ig
     import pandas as pd
 
-    g = sp.coo_matrix(_dense(graph) != 0)
+    g = sp.coo_matrix(sp.csr_matrix(graph) != 0 if sp.issparse(graph) else _dense(graph) != 0)
     mask = g.row < g.col
     graph_ig = ig.Graph(n=g.shape[0], edges=list(zip(g.row[mask].tolist(), g.col[mask].tolist())))
-    codes = pd.Categorical(pd.Series(labels).astype(object).fillna("NA").astype(str)).codes.astype(int)
+    series = pd.Series(labels, dtype=object)
+    codes = pd.Categorical(series.where(series.notna(), "NA").astype(str)).codes.astype(int)
     if method == "nominal":
         return float(graph_ig.assortativity_nominal(codes.tolist(), directed=False))
     if method == "scalar_codes":
@@ -105,7 +111,7 @@ def best_leiden_ami(
     matrix, labels, *, ks=(1, 2, 3, 4, 5, 10, 15, 20, 25), resolutions=None, weighted: bool = True,
     drop_diagonal: bool = True, random_state: int = 0, n_iterations: int = 2,
 ) -> dict:
-    """Best adjusted mutual information over a Leiden sweep on top-k graphs (spec §8).
+    """Best adjusted mutual information over a Leiden sweep on top-k graphs (the paper's protocol).
 
     For every ``k`` and resolution (default ``linspace(0.01, 2, 100)``), Leiden (leidenalg, RB
     configuration model, ``n_iterations=2``) on the top-k graph of ``|matrix|``; AMI (arithmetic) of the
