@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._utils import versions
+from . import project as project_cli
 
 logger = logging.getLogger("magmap")
 
@@ -225,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sum.add_argument("path")
     p_sum.add_argument("--labels", default=None, help="obs column with cell labels")
     p_sum.add_argument("--out", default="summary_results")
+    project_cli.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     if args.quiet:
@@ -232,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ["MAGMAP_QUIET"] = "1"
     out = Path(args.out)
-    if args.command == "demo":
+    if args.command == "project":
+        print(json.dumps(project_cli.run(args), indent=2))
+    elif args.command == "demo":
         record = demo(out, quick=args.quick)
         print(f"magmap demo: results in {out.resolve()} ({', '.join(record['steps'])}; {record['seconds']} s)")
     else:
