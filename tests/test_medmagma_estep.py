@@ -1,5 +1,5 @@
 """E-step oracles: the flip-flop quadratic form, the Newton sub-solver's KKT conditions, and the
-closed-form Laplace correction against an explicit tangent-space computation (spec §3.3–3.4, §14)."""
+closed-form Laplace correction against an explicit tangent-space computation."""
 from __future__ import annotations
 
 import numpy as np
@@ -106,7 +106,7 @@ def test_laplace_correction_matches_explicit_tiny_computation(seed):
 
 def test_laplace_correction_identity_value():
     # Ψ = I (first EM iteration): the correction is a fixed, known matrix; e.g. its trace for 50×50
-    # is 49.5 as reported for the reference (spec §3.6).
+    # is 49.5 as reported for the reference.
     d = 50
     e1, _ = laplace_correction(torch.eye(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64),
                                torch.eye(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64))

@@ -1,5 +1,5 @@
 """M-step oracles: stationarity of the Newton solution and agreement with a brute-force dense MLE
-over full Ψ matrices at tiny size; the reference kernel's clip/cap behaviour (spec §4, §14)."""
+over full Ψ matrices at tiny size; the reference kernel's clip/cap behaviour."""
 from __future__ import annotations
 
 import numpy as np

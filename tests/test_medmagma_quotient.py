@@ -1,4 +1,4 @@
-"""Quotient map oracles (spec §14): invariance to positive row/column scaling, unit geometric means,
+"""Quotient map oracles: invariance to positive row/column scaling, unit geometric means,
 signs and zero pattern kept; the one-pass App. C formula is *expected* not to be invariant with zeros."""
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_iterated_is_exactly_invariant_with_zeros_one_pass_is_not():
     # zero pattern and signs kept
     np.testing.assert_array_equal(yi == 0, x == 0)
     np.testing.assert_array_equal(np.sign(yi), np.sign(x))
-    # the paper's one-pass map shifts log-magnitudes depending on the zero pattern (spec §2.2)
+    # the paper's one-pass map shifts log-magnitudes depending on the zero pattern
     w1, _ = log_quotient(x)
     w2, _ = log_quotient(xs)
     assert np.abs(w1 - w2)[x != 0].max() > 1e-2

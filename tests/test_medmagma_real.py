@@ -1,8 +1,8 @@
-"""MED-MAGMA on real count data (spec §12 item 12): the cell graph must follow the cell types.
+"""MED-MAGMA on real count data: the cell graph must follow the cell types.
 
 Regression guard for the degenerate solutions of the reference's normalisation on counts with many
 zeros (before the fix: same-type edge fraction 0.003 on Baron HVGs, chance ≈ 0.2; GmGM on log1p 0.65;
-now 0.63). See the notes in ``magmap/medmagma/estimators.py`` and benchmarks/bench_medmagma_real.py.
+now 0.63). See ``docs/medmagma.md`` ("Real count data") and benchmarks/bench_medmagma_real.py.
 """
 from __future__ import annotations
 
