@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 import magmap
 from magmap.datasets import synthetic_multiaxis
-from magmap.medmagma import LowRankPrecision, learn_graphs, precision_graph
+from magmap.medmagma import LowRankPrecision, learn_graphs
 from magmap.medmagma.estimators import choose_solver, memory_needed
 from magmap.metrics import edge_average_precision as ap
 
@@ -85,21 +85,6 @@ def test_genes_axis_factored_when_genes_outnumber_cells():
     assert _jaccard(dense.gene_graph(10), low.gene_graph(10)).min() >= 0.95
     assert _jaccard(dense.cell_graph(5), low.cell_graph(5)).min() >= 0.95
     assert low.s_cells_.shape == (30,) and low.s_genes_.shape == (300,)
-
-
-def test_lowrank_precision_operations_match_its_dense_form():
-    rng = np.random.default_rng(3)
-    basis, _ = np.linalg.qr(rng.normal(size=(50, 6)))
-    psi = LowRankPrecision(identity=0.7, basis=basis, weights=rng.normal(size=6))
-    dense = 0.7 * np.eye(50) + (basis * psi.weights) @ basis.T
-    np.testing.assert_allclose(np.asarray(psi), dense, atol=1e-13)
-    np.testing.assert_allclose(psi.rows(10, 20), dense[10:20], atol=1e-13)
-    np.testing.assert_allclose(psi.diagonal(), np.diag(dense), atol=1e-13)
-    x = rng.normal(size=50)
-    np.testing.assert_allclose(psi.matvec(x), dense @ x, atol=1e-12)
-    np.testing.assert_allclose(psi.eigenvalues(), np.linalg.eigvalsh(dense), atol=1e-12)
-    for kw in ({}, {"symmetrize": "max"}, {"diagonal": "compete"}):
-        assert (precision_graph(psi, 5, **kw) != precision_graph(dense, 5, **kw)).nnz == 0
 
 
 def test_auto_chooses_by_shape_and_bad_choices_are_refused():
