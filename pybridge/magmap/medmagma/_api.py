@@ -108,6 +108,7 @@ def learn_graphs(
     n_gene_neighbors: int = 10,
     allow_negative: bool = False,
     name: str = "X",
+    copy: bool = True,
     **params: Any,
 ) -> GraphResult:
     """Fit MED-MAGMA (or the GmGM baseline) on a cells × genes matrix and draw both graphs.
@@ -128,6 +129,9 @@ def learn_graphs(
         usually mean scaled data was passed instead of counts).
     name
         What error messages call ``X`` (e.g. ``"adata.X"``).
+    copy
+        ``False`` when ``X`` is a fresh array that the caller does not use again (the R entry's decoded
+        matrix): a float64 ``X`` is then fitted on as it is, not copied.
     **params
         Hyper-parameters of the estimator (see :class:`~magmap.MedMagma`, :class:`~magmap.GmGM`).
 
@@ -137,8 +141,8 @@ def learn_graphs(
 
     Notes
     -----
-    ``X`` is validated and copied once (a gene subset is the copy); the estimator fits on that matrix
-    without checking it again.
+    ``X`` is validated and copied at most once (a gene subset is the copy); the estimator fits on that
+    matrix without checking it again.
     """
     check_choice(method, "method", tuple(METHODS))
     model = METHODS[method](**params)
@@ -152,7 +156,7 @@ def learn_graphs(
     if not mask.all():
         X = X[:, mask] if sp.issparse(X) or isinstance(X, np.ndarray) else np.asarray(X)[:, mask]
     data = model._check_input(X, name=name, nonnegative=method == "medmagma" and not allow_negative,
-                              copy=mask.all())
+                              copy=copy and mask.all())
     model._fit_checked(data)
     info = model._fit_info() if hasattr(model, "_fit_info") else {}
     out_params = {**model.get_params(), **info, "method": method, "n_neighbors": n_neighbors,
