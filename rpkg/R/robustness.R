@@ -109,28 +109,26 @@ robinRobustness <- function(x, name = NULL, axis = c("cells", "genes"), method =
     adj
 }
 
-# The real robin, when installed: random() + robinRobust()/robinCompare() + robinGPTest() + robinAUC().
+# The real robin, when installed, through the one driver shared with the Python package
+# (pybridge/magmap/robustness/robin_driver.R, carried in inst/python).
 .robin_in_r <- function(adj, method, measure, method2, weighted, seed, BPPARAM) {
-    g <- igraph::graph_from_adjacency_matrix(adj, mode = "undirected", weighted = if (isTRUE(weighted)) TRUE else NULL, diag = TRUE)
-    set.seed(seed)
-    extra <- if (identical(method, "leiden")) list(objective_function = "modularity") else list()
-    if (is.null(method2)) {
-        res <- do.call(robin::robinRobust, c(list(graph = g, graphRandom = robin::random(graph = g),
-            method = method, measure = measure, BPPARAM = BPPARAM), extra))
-        real <- res$Mean
-        null <- res$MeanRandom
-        labels <- c("real data", "null model")
-    } else {
-        res <- robin::robinCompare(graph = g, method1 = method, method2 = method2, measure = measure, BPPARAM = BPPARAM)
-        real <- res$Mean1
-        null <- res$Mean2
-        labels <- c(method, method2)
+    upper <- Matrix::summary(Matrix::triu(adj))
+    run <- .robin_driver()
+    run(edges = cbind(upper$i, upper$j), n = nrow(adj), weights = if (isTRUE(weighted)) upper$x else NULL,
+        method = method, measure = measure, method2 = method2, seed = seed, BPPARAM = BPPARAM)
+}
+
+.robin_driver <- function() {
+    if (is.null(.magmap_state$robin_driver)) {
+        path <- system.file("python", "pybridge", "magmap", "robustness", "robin_driver.R", package = "magmap")
+        if (!nzchar(path)) {
+            stop("the robin driver is missing from the installed magmap package; reinstall magmap.", call. = FALSE)
+        }
+        env <- new.env(parent = baseenv())
+        sys.source(path, envir = env)
+        .magmap_state$robin_driver <- env$magmap_robin_run
     }
-    list(curve_real = unname(as.matrix(real)), curve_null = unname(as.matrix(null)),
-        levels = seq(0, 60, by = 5), bayes_factor = as.numeric(robin::robinGPTest(res)),
-        auc = as.numeric(unlist(robin::robinAUC(res))), labels = labels, backend = "robin",
-        methods = c(method, method2), measure = measure,
-        params = list(robin = as.character(utils::packageVersion("robin"))))
+    .magmap_state$robin_driver
 }
 
 #' @rdname robinRobustness

@@ -6,6 +6,8 @@ and the one the test-suite pins to robin's golden values.
 """
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,22 +36,18 @@ def robin_available() -> bool:
         return False
 
 
-_R_RUN = """
-function(edges, n, weights, method, measure, type, seed) {
-    g <- igraph::make_empty_graph(n = n, directed = FALSE)
-    if (length(edges)) g <- igraph::add_edges(g, t(matrix(edges, ncol = 2)))
-    if (!is.null(weights)) igraph::E(g)$weight <- weights
-    if (!is.null(seed)) set.seed(seed)
-    g_null <- robin::random(graph = g)
-    args <- list(graph = g, graphRandom = g_null, method = method, measure = measure, type = type)
-    if (method == "leiden") args$objective_function <- "modularity"
-    res <- do.call(robin::robinRobust, args)
-    bf <- robin::robinGPTest(res)
-    area <- robin::robinAUC(res)
-    list(real = unname(as.matrix(res$Mean)), null = unname(as.matrix(res$MeanRandom)), bf = as.numeric(bf),
-         auc = as.numeric(unlist(area)), version = as.character(utils::packageVersion("robin")))
-}
-"""
+#: The R driver shared with magmap's R package (which sources the copy it carries).
+DRIVER = Path(__file__).with_name("robin_driver.R")
+
+
+@functools.lru_cache(maxsize=1)
+def _driver():
+    """The driver's ``magmap_robin_run``, sourced once per session into its own R environment (the
+    user's global environment is left alone)."""
+    import rpy2.robjects as ro
+
+    return ro.r("function(path) { env <- new.env(); sys.source(path, envir = env); env$magmap_robin_run }")(
+        str(DRIVER))
 
 
 def robin_in_r(graph: Any, *, method: str, measure: str, type: str, weighted: Any, seed: int | None,
@@ -70,16 +68,16 @@ def robin_in_r(graph: Any, *, method: str, measure: str, type: str, weighted: An
     g = as_graph(graph, key=key, axis=axis)
     edges = np.asarray(g.get_edgelist(), dtype=np.int64).ravel() + 1
     weights = ro.FloatVector(g.es["weight"]) if weighted else ro.NULL
-    out = ro.r(_R_RUN)(ro.IntVector(edges.tolist()), g.vcount(), weights, _R_METHODS[method_c],
-                       _R_MEASURES[measure_c], type, ro.NULL if seed is None else int(seed))
-    real = np.asarray(out.rx2("real"), dtype=float)
-    null = np.asarray(out.rx2("null"), dtype=float)
-    levels = np.arange(0, 65, 5, dtype=float)
+    out = _driver()(ro.IntVector(edges.tolist()), g.vcount(), weights, _R_METHODS[method_c],
+                    _R_MEASURES[measure_c], type=type, seed=ro.NULL if seed is None else int(seed))
+    real = np.asarray(out.rx2("curve_real"), dtype=float)
+    null = np.asarray(out.rx2("curve_null"), dtype=float)
+    levels = np.asarray(out.rx2("levels"), dtype=float)
     return RobinResult(
-        curve_real=real, curve_null=null, levels=levels, bayes_factor=float(out.rx2("bf")[0]),
+        curve_real=real, curve_null=null, levels=levels, bayes_factor=float(out.rx2("bayes_factor")[0]),
         auc=tuple(float(a) for a in out.rx2("auc")), labels=("real data", "null model"), mode="robust",
         methods=(method_c,), measure=measure_c, type=type, communities_real=[], communities_null=[], gp={},
         params={"seed": seed, "n_vertices": g.vcount(), "n_edges": g.ecount(), "null": "rewired",
-                "versions": {**versions(), "robin": str(out.rx2("version")[0])}},
+                "versions": {**versions(), "robin": str(out.rx2("params").rx2("robin")[0])}},
         backend="robin",
     )

@@ -80,6 +80,10 @@ test_that("with robin installed, the robin backend runs it and returns the same 
     expect_identical(call$dots$objective_function, "modularity")
     expect_false(call$directed)
     expect_equal(call$n_edges, Matrix::nnzero(adj) / 2)
+    # robin sees exactly the input's edges (the driver is the one the Python backend sources too)
+    upper <- Matrix::summary(Matrix::triu(adj))
+    seen <- t(apply(call$edges, 1, sort))
+    expect_equal(seen[order(seen[, 1], seen[, 2]), ], unname(as.matrix(upper[order(upper$i, upper$j), c("i", "j")])))
     expect_equal(unname(res$curve_real[2, 2]), Matrix::nnzero(adj) / 2 / 1000)
     expect_equal(res$bayes_factor, sum(res$curve_null) - sum(res$curve_real))
     expect_identical(names(res$auc), c("Area real data", "Area null model"))
@@ -90,4 +94,8 @@ test_that("with robin installed, the robin backend runs it and returns the same 
     cmp <- robinRobustness(adj, method = "louvain", method2 = "walktrap", seed = 4)
     expect_identical(robin::lastCall()$method2, "walktrap")
     expect_identical(cmp$labels, c("louvain", "walktrap"))
+    w <- adj
+    w@x <- seq_along(w@x) * 0 + 2.5
+    robinRobustness(w, method = "louvain", seed = 4, weighted = TRUE)
+    expect_equal(robin::lastCall()$weights, rep(2.5, Matrix::nnzero(adj) / 2))
 })
