@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._utils import versions
+from . import run as run_cli
 from . import project as project_cli
 
 logger = logging.getLogger("magmap")
@@ -227,12 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     p_sum.add_argument("--labels", default=None, help="obs column with cell labels")
     p_sum.add_argument("--out", default="summary_results")
     project_cli.add_parser(sub)
+    run_cli.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     if args.quiet:
         import os
 
         os.environ["MAGMAP_QUIET"] = "1"
+    if args.command == "run":
+        return run_cli.command(args, argv)
     out = Path(args.out)
     if args.command == "project":
         print(json.dumps(project_cli.run(args), indent=2))
