@@ -10,8 +10,9 @@ Main entry points
 :func:`bayes_factor`, :func:`auc`
     The two statistics on any pair of (repeats × levels) curve matrices.
 
-The behaviour follows ``robin_spec.md`` (robin ≥ 2.0 with recent igraph: Leiden uses the modularity
-objective), with one improvement: a seed makes runs reproducible regardless of ``n_jobs``.
+The behaviour follows robin ≥ 2.0 (with recent igraph, Leiden uses the modularity
+objective), with one improvement: a seed makes runs reproducible regardless of ``n_jobs``. Design
+notes and measurements: ``docs/robustness.md``.
 """
 from ._graph_input import as_graph, prep_graph
 from .api import compare, robin

@@ -48,7 +48,7 @@ def _type(type: str) -> str:
         return type
     if type == "dependent":
         raise NotImplementedError(
-            "type='dependent' (robin's legacy cumulative procedure, spec §5.2) is not implemented in the "
+            "type='dependent' (robin's legacy cumulative procedure) is not implemented in the "
             "Python backend; use type='independent' (robin's default)."
         )
     raise ValueError(f"`type` must be 'independent' (or robin's legacy 'dependent'), got {type!r}.")

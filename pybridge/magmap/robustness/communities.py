@@ -1,4 +1,4 @@
-"""Community detection methods as robin calls them (spec §3), on python-igraph.
+"""Community detection methods as robin calls them, on python-igraph.
 
 Each method returns a membership list. Edge weights are used when the graph has a ``weight``
 edge attribute (only on the opt-in weighted path, see :mod:`.null`).

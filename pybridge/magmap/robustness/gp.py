@@ -1,7 +1,7 @@
 """Gaussian-process Bayes-factor test of two robustness curves (robin's ``robinGPTest``).
 
 The test is the gprege model (Kalaitzis & Lawrence 2011) fitted to one profile: the per-replicate
-log2 ratio of the two curves. Written from the behavioural specification (``robin_spec.md`` §6);
+log2 ratio of the two curves. Written from robin's documented behaviour;
 no gptk/gprege code is used.
 
 The number returned is what robin reports: ``LML1 - LML0``, a **natural-log** marginal-likelihood

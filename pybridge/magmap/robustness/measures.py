@@ -1,4 +1,4 @@
-"""Partition distances with robin's normalisation (spec §4).
+"""Partition distances with robin's normalisation.
 
 Every value is a distance in which 0 means "partition unchanged"; ``N`` is the vertex count of the
 *real* graph (also used for the null graph):

@@ -1,4 +1,4 @@
-"""Null model and perturbations: degree-preserving rewiring as robin/igraph does it (spec §2, §11).
+"""Null model and perturbations: degree-preserving rewiring as robin/igraph does it.
 
 Unweighted (default): ``n`` rewiring *trials* in igraph's "simple" mode (R:
 ``rewire(g, keeping_degseq(loops=FALSE, niter=n))``). A trial swaps the ends of two random edges
@@ -16,7 +16,7 @@ Weighted (opt-in, robin 2.1 ``rewire.w.type``):
   vertex pair a geometric weight (successes before the first failure, success probability
   p* = 2W / (N(N−1) + 2W), W the total weight; draws above the maximum weight are redrawn); a
   perturbation permutes the weights of ``n`` random vertex pairs, non-edges included. Written from
-  the spec's description (§11); self-loops are left unchanged.
+  perturbR's documented behaviour; self-loops are left unchanged.
 
 The null model is ``"rewire"`` with m trials (robin 2.1's ``random()`` default) for ``"rewire"`` and
 ``"shuffle"``, and the geometric model for ``"perturbr"``.

@@ -1,4 +1,4 @@
-"""Perturbation curves (robin's ``robinRobust`` fast "independent" path, spec §5.1 and §5.4).
+"""Perturbation curves (robin's ``robinRobust`` fast "independent" path).
 
 For every level p (percent of the edge count m) and every repeat, an independent perturbed copy of
 the **original** graph is drawn with ``z_p = round(p·m/100)`` rewiring trials (Python's ``round``
