@@ -33,7 +33,7 @@ from .impact import cell_gene_impact, gene_impact
 from .inference import project
 from .losses import LOSSES, find_ab_params
 from .preprocess import Preprocessor
-from .training import EdgeSchedule, train_phase1, train_robust
+from .training import TRAINING_BOUNDS, EdgeSchedule, hidden_interval_bounds, train_phase1, train_robust
 
 logger = logging.getLogger("magmap")
 
@@ -42,10 +42,12 @@ __all__ = ["RobustUMAP", "Certificate", "BOUND_METHODS"]
 #: Defaults measured in docs/robust_umap.md: phase-1 epochs up to 10,000 cells (200 beyond, as umap-learn
 #: halves its own budget there), robust-phase steps, the robust phase's training radius as a multiple of
 #: the phase-1 network's median certified radius, and cells per robust step for the UMAP/reconstruction terms.
-_DEFAULT_EPOCHS = 200
-_DEFAULT_ROBUST_EPOCHS = 100
-_RADIUS_GAIN = 3.5
-_ROBUST_BATCH_FACTOR = 8
+_DEFAULT_EPOCHS = 300
+_DEFAULT_EPOCHS_LARGE = 200
+_DEFAULT_ROBUST_EPOCHS = 120
+_RADIUS_GAIN = 3.0
+_ROBUST_BATCH_FACTOR = 4
+_RADIUS_SAMPLE = 64
 _ROBUST_LR_FACTOR = 1.0 / 3.0
 
 
@@ -74,7 +76,7 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         As in umap-learn. The kNN graph is exact below 4,096 cells, pynndescent otherwise.
     n_epochs
         umap-learn epochs of phase 1 (one optimiser step each unless ``batch_size`` splits them).
-        ``None``: 200.
+        ``None``: 300 up to 10,000 cells, 200 beyond.
     batch_size
         Largest number of positive edges per optimiser step (each with ``negative_sample_rate``
         negatives); an epoch with more due edges is split into several steps. ``None``: one step per
@@ -102,18 +104,22 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         e.g. PCA coordinates (signed values allowed): no gene selection or normalisation, centring only.
     epsilon
         L∞ radius of the boxes :meth:`certify` reports by default, in model input units (log-normalised
-        expression, centred; z-scores with ``scale=True``).
+        expression, centred; z-scores with ``scale=True``). 0.02: the largest radius whose median box
+        stayed within 4 % of the map's diagonal on the benchmark sets (docs/robust_umap_certificates.md);
+        each cell's own limit is its certified radius.
     robust, robust_weight, robust_epochs, robust_cells
-        Whether to run the robust phase, the weight of its box hinge (3), its length in optimiser steps
-        (``None``: 100), and cells per step whose boxes are bounded (128; the UMAP and reconstruction
-        terms use 8× as many cells).
+        Whether to run the robust phase, the weight of its box hinge (1), its length in optimiser steps
+        (``None``: 120), and cells per step whose boxes are bounded (128; the UMAP and reconstruction
+        terms use 4× as many cells).
     robust_epsilon
-        Radius the robust phase trains at. ``None``: 3.5 × the median certified radius of the phase-1
-        network (CROWN, on up to 128 training cells), so the robust phase aims at boxes within 5 % of
-        the map for perturbations 3.5× larger than phase 1 certified. Resolved value: ``robust_epsilon_``.
+        Radius the robust phase trains at. ``None``: 3 × the median certified radius of the phase-1
+        network (CROWN, on up to 64 training cells), so the robust phase aims at boxes within 5 % of
+        the map for perturbations 3× larger than phase 1 certified. Resolved value: ``robust_epsilon_``.
     robust_bound_method
-        Bounds inside the robust phase's loss (``"crown-ibp"``: IBP intermediate bounds, CROWN for the
-        output; ``"crown"`` is tighter and ~100× slower per cell, ``"ibp"`` cheaper and far looser).
+        Bounds inside the robust phase's loss: ``"crown-ibp-hidden"`` (default: exact intervals of the
+        first layer, CROWN-IBP above it; no pass over the genes per cell), ``"crown-ibp"`` (its backward
+        pass reaches the genes: tighter, ~2× slower per step), ``"crown"`` (~100× slower per cell) or
+        ``"ibp"`` (cheapest, far looser).
     bound_method
         Bounds :meth:`certify` reports (``"crown"``, ``"crown-ibp"`` or ``"ibp"``).
     device
@@ -153,8 +159,8 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         loss: str = "graph", hidden_layers: tuple[int, ...] = DEFAULT_HIDDEN_LAYERS,
         encoder: nn.Module | None = None, n_top_genes: int | None = 2000, log1p: bool = True,
         scale: bool = False, n_pcs: int | None = 50, input_type: str = "counts",
-        epsilon: float = 0.2, robust: bool = True, robust_weight: float = 3.0, robust_epochs: int | None = None,
-        robust_cells: int = 128, robust_epsilon: float | None = None, robust_bound_method: str = "crown-ibp",
+        epsilon: float = 0.02, robust: bool = True, robust_weight: float = 1.0, robust_epochs: int | None = None,
+        robust_cells: int = 128, robust_epsilon: float | None = None, robust_bound_method: str = "crown-ibp-hidden",
         bound_method: str = "crown", device: str = "auto", random_state: int | None = None, verbose: bool = True,
     ) -> None:
         self.n_neighbors = n_neighbors
@@ -198,14 +204,14 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         check_choice(self.loss, "loss", LOSSES)
         check_choice(self.input_type, "input_type", ("counts", "features"))
         check_choice(self.bound_method, "bound_method", BOUND_METHODS)
-        check_choice(self.robust_bound_method, "robust_bound_method", BOUND_METHODS)
+        check_choice(self.robust_bound_method, "robust_bound_method", TRAINING_BOUNDS)
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
         if not self.epsilon >= 0:
             raise ValueError(f"`epsilon` must be ≥ 0 (L∞ radius in model input units), got {self.epsilon}.")
         if self.robust_epsilon is not None and not (np.isfinite(self.robust_epsilon) and self.robust_epsilon > 0):
             raise ValueError(f"`robust_epsilon` must be a positive number (L∞ radius in model input units) or None "
-                             f"(3.5 × the phase-1 median certified radius), got {self.robust_epsilon}.")
+                             f"(3 × the phase-1 median certified radius), got {self.robust_epsilon}.")
         if not self.robust_weight >= 0:
             raise ValueError(f"`robust_weight` must be ≥ 0, got {self.robust_weight}.")
         if self.n_top_genes is not None:
@@ -274,7 +280,8 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
                 else as_sequential(copy.deepcopy(self.encoder), Xz.shape[1], int(self.n_components))
         del Y
         net = with_batch_norm(base.to(device=device, dtype=torch.float32))
-        self.n_epochs_ = int(self.n_epochs) if self.n_epochs is not None else _DEFAULT_EPOCHS
+        self.n_epochs_ = int(self.n_epochs) if self.n_epochs is not None else \
+            (_DEFAULT_EPOCHS if n_cells <= 10_000 else _DEFAULT_EPOCHS_LARGE)
         self.batch_size_ = int(self.batch_size) if self.batch_size is not None else 1 << 21
         common = dict(a=self.a_, b=self.b_, negative_sample_rate=int(self.negative_sample_rate),
                       repulsion_strength=float(self.repulsion_strength), generator=gen, verbose=bool(self.verbose))
@@ -302,10 +309,10 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
             t2 = time.perf_counter()
             diagonal = float(np.linalg.norm(targets.max(axis=0) - targets.min(axis=0))) or 1.0
             if self.robust_epsilon is None:
-                sample = np.random.default_rng(seed + 1).permutation(n_cells)[:128]
+                sample = np.random.default_rng(seed + 1).permutation(n_cells)[:_RADIUS_SAMPLE]
                 self.phase1_radius_ = float(np.median(bisect_radius(
                     net, Xt[torch.from_numpy(np.sort(sample)).to(device)], DEFAULT_FRACTION * diagonal,
-                    method="crown", rtol=0.05).radius))
+                    method="crown", rtol=0.1).radius))
                 self.robust_epsilon_ = _RADIUS_GAIN * self.phase1_radius_
             else:
                 self.robust_epsilon_ = float(self.robust_epsilon)
@@ -313,7 +320,8 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
             self.history_["robust"] = train_robust(
                 net, Xt, edges, torch.from_numpy(targets).to(device), n_epochs=r_epochs,
                 epsilon=self.robust_epsilon_, weight=float(self.robust_weight), fraction=DEFAULT_FRACTION,
-                diagonal=diagonal, bounds=functools.partial(output_bounds, method=self.robust_bound_method),
+                diagonal=diagonal, bounds=hidden_interval_bounds if self.robust_bound_method == "crown-ibp-hidden"
+                else functools.partial(output_bounds, method=self.robust_bound_method),
                 cells=_ROBUST_BATCH_FACTOR * int(self.robust_cells), bound_cells=int(self.robust_cells),
                 recon_weight=1.0, learning_rate=float(self.learning_rate) * _ROBUST_LR_FACTOR, **common)
             t2 = time.perf_counter() - t2
