@@ -13,25 +13,33 @@
 #' `metadata(x)[[name]]`. For a Seurat object: the cell graph as a `Graph` in
 #' `x@graphs[[paste0(assay, "_", name)]]`, the gene graph and parameters in `Misc(x)`.
 #'
-#' The dense cell x cell and gene x gene matrices are estimated, so memory grows with the square
-#' of both numbers: select genes with `subset.row` (e.g. highly variable genes). An error states the
-#' memory needed when it exceeds what is available.
+#' MED-MAGMA picks its path by shape: with 2,000 cells or more and at least twice as many cells as
+#' genes, the cell precision is kept in factored form (memory grows with cells x genes; no cells x cells
+#' matrix is formed); otherwise both precisions are dense (memory grows with the square of each
+#' number). `python.args = list(solver = "dense")` or `"lowrank"` forces a path. GmGM is always dense:
+#' select genes with `subset.row` (e.g. highly variable genes). An error names the path and the memory
+#' needed when it exceeds what is available.
+#'
+#' Arguments left `NULL` take the Python package's defaults (shown in brackets), and Python checks
+#' every value, so R and Python give the same results and the same error messages.
 #'
 #' @param x A genes x cells matrix (dense or sparse) of counts, a SummarizedExperiment /
 #'   SingleCellExperiment, or (for `runMedMagma`/`runGmGM`) a Seurat object.
 #' @param subset.row Genes to use: indices, names or a logical vector; `NULL` uses all genes.
-#' @param k Edges kept per vertex: one number for both networks, or `c(cells, genes)`.
-#' @param mode MED-MAGMA: `"fast"` (default) or `"reference"` (the published implementation's
-#'   behaviour, for parity). GmGM: `"paper"` (the published baseline) or `"exact"` (unregularised MLE).
-#' @param zero.handling `"one-pass"` (the paper's quotient) or `"iterated"` (exactly invariant to
-#'   the noise when there are zeros).
-#' @param max.iter Maximum EM iterations.
-#' @param skeptic GmGM only: use the nonparanormal skeptic.
+#' @param k Edges kept per vertex: one number for both networks, or `c(cells, genes)` \[10\].
+#' @param mode MED-MAGMA: `"fast"` \[default\] or `"reference"` (the published implementation's
+#'   behaviour, for parity). GmGM: `"paper"` \[default\] (the published baseline) or `"exact"`
+#'   (unregularised MLE).
+#' @param zero.handling `"one-pass"` \[default\] (the published quotient) or `"iterated"` (exactly
+#'   invariant to the noise when there are zeros).
+#' @param max.iter Maximum EM iterations \[100\].
+#' @param skeptic GmGM only: use the nonparanormal skeptic \[`FALSE`\].
 #' @param seed Seed; `NULL` draws one from R's RNG, so `set.seed()` controls the result.
-#' @param device `"auto"` (GPU when present), `"cpu"` or `"cuda"`.
+#' @param device `"auto"` \[default\] (GPU when present), `"cpu"` or `"cuda"`.
 #' @param verbose Show progress (R messages and Python progress bars); default: the option
 #'   `magmap.verbose`, else `TRUE` in interactive sessions. `suppressMessages()` silences the R part.
-#' @param python.args A named list of further arguments for `magmap.tl.med_magma` / `magmap.tl.gmgm`.
+#' @param python.args A named list of further arguments for the Python estimator (`magmap.MedMagma`,
+#'   `magmap.GmGM`), passed through `magmap.medmagma.learn_graphs()`, e.g. `list(laplace_weight = 0)`.
 #' @param assay.type Assay to use (raw or normalised counts, not log-transformed).
 #' @param name Name of the stored graphs and metadata entry.
 #' @param ... Arguments passed to the method for the underlying matrix.
@@ -58,6 +66,8 @@ setGeneric("calculateMedMagma", function(x, ...) standardGeneric("calculateMedMa
 #' @export
 setGeneric("calculateGmGM", function(x, ...) standardGeneric("calculateGmGM"))
 
+# subset.row (indices, names or logical) as a logical mask over the rows of x; how many genes a fit
+# needs is checked in Python.
 .subset_mask <- function(subset.row, n, gene_names) {
     if (is.null(subset.row)) return(NULL)
     mask <- logical(n)
@@ -74,19 +84,22 @@ setGeneric("calculateGmGM", function(x, ...) standardGeneric("calculateGmGM"))
     } else {
         stop("`subset.row` must be NULL, or gene indices, names or a logical vector.", call. = FALSE)
     }
-    if (sum(mask) < 3) stop(sprintf("`subset.row` selects %d gene(s); at least 3 are needed.", sum(mask)), call. = FALSE)
     mask
 }
 
+# k is R's own argument (one number, or one per network); NULL leaves both to Python.
 .check_k <- function(k) {
+    if (is.null(k)) return(NULL)
     if (!is.numeric(k) || !length(k) %in% 1:2 || anyNA(k) || any(k < 1) || any(k != round(k))) {
         stop("`k` must be one whole number >= 1, or two (cells, genes).", call. = FALSE)
     }
     rep_len(as.integer(k), 2L)
 }
 
+# Whole numbers cross as integers; anything else crosses as it is, for Python to accept or refuse.
+.whole <- function(x) if (is.numeric(x) && length(x) == 1L && !is.na(x) && x == round(x)) as.integer(x) else x
+
 .calculate_graphs <- function(x, method, subset.row, k, seed, options, verbose = isTRUE(options$verbose)) {
-    if (ncol(x) < 3L) stop(sprintf("`x` has %d cell(s); at least 3 are needed.", ncol(x)), call. = FALSE)
     k <- .check_k(k)
     seed <- .resolve_seed(seed)
     mask <- .subset_mask(subset.row, nrow(x), rownames(x))
@@ -100,16 +113,16 @@ setGeneric("calculateGmGM", function(x, ...) standardGeneric("calculateGmGM"))
 }
 
 .medmagma_options <- function(mode, zero.handling, max.iter, device, verbose, python.args) {
-    c(list(mode = mode, zero_handling = zero.handling, max_iter = .check_count(max.iter, "max.iter"),
-        device = device, verbose = isTRUE(verbose)), python.args)
+    c(list(mode = mode, zero_handling = zero.handling, max_iter = .whole(max.iter), device = device,
+        verbose = isTRUE(verbose)), python.args)
 }
 
 #' @rdname runMedMagma
 #' @export
-setMethod("calculateMedMagma", "ANY", function(x, subset.row = NULL, k = 10L, mode = c("fast", "reference"),
-    zero.handling = c("one-pass", "iterated"), max.iter = 100L, seed = NULL, device = "auto",
+setMethod("calculateMedMagma", "ANY", function(x, subset.row = NULL, k = NULL, mode = NULL,
+    zero.handling = NULL, max.iter = NULL, seed = NULL, device = NULL,
     verbose = getOption("magmap.verbose", interactive()), python.args = list()) {
-    opts <- .medmagma_options(match.arg(mode), match.arg(zero.handling), max.iter, device, verbose, python.args)
+    opts <- .medmagma_options(mode, zero.handling, max.iter, device, verbose, python.args)
     .calculate_graphs(x, "medmagma", subset.row, k, seed, opts)
 })
 
@@ -121,9 +134,9 @@ setMethod("calculateMedMagma", "SummarizedExperiment", function(x, ..., assay.ty
 
 #' @rdname runMedMagma
 #' @export
-setMethod("calculateGmGM", "ANY", function(x, subset.row = NULL, k = 10L, mode = c("paper", "exact"),
-    skeptic = FALSE, seed = NULL, python.args = list()) {
-    opts <- c(list(mode = match.arg(mode), skeptic = isTRUE(skeptic)), python.args)
+setMethod("calculateGmGM", "ANY", function(x, subset.row = NULL, k = NULL, mode = NULL,
+    skeptic = NULL, seed = NULL, python.args = list()) {
+    opts <- c(list(mode = mode, skeptic = skeptic), python.args)
     .calculate_graphs(x, "gmgm", subset.row, k, seed, opts)
 })
 

@@ -99,15 +99,49 @@ test_that("bad input gives errors naming the argument", {
     sce <- small_sce()
     expect_error(runMedMagma(sce, assay.type = "nope"), "`assay.type` = 'nope' is not an assay")
     expect_error(calculateMedMagma(sce, subset.row = c("nope", "x")), "`subset.row` names genes that are not in")
-    expect_error(calculateMedMagma(sce, subset.row = 1:2), "selects 2 gene")
+    expect_error(calculateMedMagma(sce, subset.row = 1:2), "Only 2 gene\\(s\\) selected; at least 3 are needed")
     expect_error(calculateMedMagma(sce, k = 0), "`k` must be")
     expect_error(calculateMedMagma(sce[, 1:2]), "at least 3 are needed")
     expect_error(calculateMedMagma(matrix(letters[1:9], 3)), "must be numeric")
     neg <- SingleCellExperiment::counts(sce)[1:10, ]
     neg[1, 1] <- -1
-    expect_error(calculateMedMagma(neg), "negative values")
-    expect_error(calculateMedMagma(sce, mode = "slow"), "should be one of")
+    expect_error(calculateMedMagma(neg, k = 3), "negative values")
+    expect_error(calculateMedMagma(sce, mode = "slow"), "`mode` must be one of \\['fast', 'reference'\\], got 'slow'")
+    expect_error(calculateMedMagma(sce, max.iter = 0), "`max_iter` must be at least 1")
+    expect_error(calculateGmGM(sce, mode = "fast", assay.type = "counts"), "`mode` must be one of \\['paper', 'exact'\\]")
+    expect_error(calculateMedMagma(sce, subset.row = 1:30, k = c(40, 3)), "`n_neighbors` \\(40\\) must be smaller than the number of cells \\(40\\)")
     expect_error(runMedMagma(SingleCellExperiment::counts(sce)), "must be a SingleCellExperiment or a Seurat")
+})
+
+test_that("arguments left NULL take Python's defaults, recorded in the parameters", {
+    skip_if_no_python()
+    sce <- small_sce()
+    res <- calculateMedMagma(sce, subset.row = 1:30, seed = 1, max.iter = 5)
+    p <- res$params
+    expect_identical(p$n_neighbors, 10L)
+    expect_identical(p$n_gene_neighbors, 10L)
+    expect_identical(p$mode, "fast")
+    expect_identical(p$zero_handling, "one-pass")
+    expect_identical(p$max_iter, 5L)
+    expect_true(all(Matrix::rowSums(res$cells != 0) >= 10))
+    g <- calculateGmGM(sce, subset.row = 1:30, seed = 1, assay.type = "counts")$params
+    expect_identical(g$mode, "paper")
+    expect_false(g$skeptic)
+})
+
+test_that("the many-cells path is reached through python.args and gives the dense path's graph", {
+    skip_if_no_python()
+    sce <- small_sce()
+    fit <- function(solver) calculateMedMagma(sce, subset.row = 1:20, k = 5, seed = 1, max.iter = 20,
+        python.args = list(solver = solver, acceleration = "none"))
+    low <- fit("lowrank")
+    dense <- fit("dense")
+    expect_identical(low$params$solver_used, "lowrank")
+    expect_identical(dense$params$solver_used, "dense")
+    expect_identical(calculateMedMagma(sce, subset.row = 1:20, k = 5, seed = 1, max.iter = 2)$params$solver_used, "dense")
+    expect_identical(which(as.matrix(low$cells) != 0), which(as.matrix(dense$cells) != 0))
+    expect_equal(as.matrix(low$cells), as.matrix(dense$cells), tolerance = 1e-6)
+    expect_error(fit("sparse"), "`solver` must be one of \\['auto', 'dense', 'lowrank'\\]")
 })
 
 test_that("progress messages are shown when verbose and silent otherwise", {
