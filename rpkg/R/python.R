@@ -102,8 +102,22 @@ magmapPython <- function() {
             "magmap::installMagmapPython(), or `pip install magmap` into that Python."),
             python, .python_message(e)), call. = FALSE)
     })
+    .check_versions(as.character(utils::packageVersion("magmap")),
+        reticulate::import("magmap")$`__version__`, python)
     .magmap_state$api <- api
     api
+}
+
+# The R package and the Python package it drives are released together; a mismatch means calls and
+# results no longer agree, so it is refused with both versions and the fix.
+.check_versions <- function(r_version, py_version, python) {
+    if (!identical(as.character(r_version), as.character(py_version))) {
+        stop(sprintf(paste0("magmap's R package is version %s but the Python package it found at '%s' is ",
+            "version %s; they must be the same. Update the Python side with magmap::installMagmapPython() ",
+            "(or `pip install magmap==%s` into that Python), or point options(magmap.python) at a Python ",
+            "with magmap %s."), r_version, python, py_version, r_version, r_version), call. = FALSE)
+    }
+    invisible(TRUE)
 }
 
 # Start the chosen Python. reticulate 1.28 reads a pyproject.toml in the working directory before it

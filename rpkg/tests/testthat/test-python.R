@@ -29,3 +29,13 @@ test_that("magmapConfig reports the interpreter and versions", {
     expect_true(all(c("magmap", "numpy", "torch") %in% names(cfg$versions)))
     expect_true(cfg$device %in% c("cpu", "cuda"))
 })
+
+test_that("the R and Python packages must be the same version", {
+    expect_true(.check_versions("0.1.0", "0.1.0", "/usr/bin/python3"))
+    expect_error(.check_versions("0.2.0", "0.1.0", "/opt/py/bin/python"),
+        "R package is version 0.2.0 but the Python package it found at '/opt/py/bin/python' is version 0.1.0")
+    expect_error(.check_versions("0.2.0", "0.1.0", "/opt/py/bin/python"), "installMagmapPython\\(\\)")
+    skip_if_no_python()
+    # the session's own pair passed the handshake (the package is usable at all)
+    expect_identical(magmapConfig()$versions$magmap, as.character(utils::packageVersion("magmap")))
+})
