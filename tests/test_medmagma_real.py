@@ -77,3 +77,24 @@ def test_laplace_weight_auto_and_z_scale():
 def test_bad_new_params(kw, msg):
     with pytest.raises(ValueError, match=msg):
         magmap.MedMagma(**kw).fit(np.ones((5, 4)) + np.eye(5, 4))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_eigenvalues_at_the_clip_flag_reference_mode_only():
+    """Only the reference M-step clips at 1e-6. In fast mode a cell eigenvalue may be ≤ 0 in a sound fit
+    (only λ_cells + λ_genes > 0 is identified; Yan under the paper's protocol had 8 of 90), so the
+    diagnostic must not call that degenerate."""
+    rng = np.random.default_rng(0)
+    X = rng.poisson(np.exp(rng.normal(size=(30, 1)) + rng.normal(size=(1, 12))) * 3).astype(float)
+    X = X[X.sum(1) > 0]
+    for mode, flagged in (("fast", False), ("reference", True)):
+        m = magmap.MedMagma(mode=mode, laplace_weight=0, z_scale="mean-square", max_iter=3, max_flipflop=3,
+                            random_state=0).fit(X)
+        m.cell_precision_ = -np.abs(m.cell_precision_)  # all off-diagonals negative: that rule is quiet
+        m.cell_eigenvalues_ = np.where(np.arange(X.shape[0]) < 3, -1.0, 2.0)  # 10 % at or below 1e-6
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DegenerateSolutionWarning)
+            m._diagnose(True, neg_stat=0)
+        assert m.degenerate_ is flagged, mode
+        assert any(issubclass(w.category, DegenerateSolutionWarning) for w in caught) is flagged
+        assert m.diagnostics_["eigenvalues_at_floor_fraction_cells"] == pytest.approx(3 / X.shape[0])

@@ -180,7 +180,7 @@ class MedMagma(TwoAxisEstimator):
         ``newton_steps``, ``mstep_iter``, ``n_negative_eigs`` (cells, genes), ``seconds``.
     degenerate_ : bool
         True (for nonnegative input) when Ψ_cells shows the degenerate pattern (≥ 84 % positive
-        off-diagonals or ≥ 5 % of eigenvalues at the 1e-6 floor) or when the last
+        off-diagonals or, in reference mode, ≥ 5 % of eigenvalues at its 1e-6 clip) or when the last
         cell statistic had more negative eigenvalues than 40 % of min(cells, genes) (the Laplace term
         swamped the data); a :class:`DegenerateSolutionWarning` says what to try.
         Details in ``diagnostics_``.
@@ -350,14 +350,17 @@ class MedMagma(TwoAxisEstimator):
 
     def _diagnose(self, applicable: bool, neg_stat: int = 0) -> None:
         """Flag the degenerate pattern seen on count data (``docs/medmagma.md``, "Diagnostics"):
-        mostly positive off-diagonals of Ψ_cells, eigenvalues at the 1e-6 floor, or a cell statistic
-        whose negative eigenvalues outnumber 40 % of its possible rank. Only for nonnegative input:
+        mostly positive off-diagonals of Ψ_cells, eigenvalues at the reference M-step's 1e-6 clip, or a
+        cell statistic whose negative eigenvalues outnumber 40 % of its possible rank. Only for nonnegative input:
         signed data (e.g. Gaussian synthetic data) can have positive off-diagonals legitimately."""
         pos_frac = _positive_offdiag_fraction(self.cell_precision_)
         floor_frac = float((self.cell_eigenvalues_ <= 1e-6 * (1 + 1e-9)).mean())
         d1, d2 = self.cell_precision_.shape[0], self.gene_precision_.shape[0]
         neg_stat_frac = neg_stat / d1
-        degenerate = applicable and (pos_frac >= 0.84 or floor_frac >= 0.05 or neg_stat > 0.4 * min(d1, d2))
+        # Only the reference M-step clips at 1e-6; in fast mode a cell eigenvalue may be ≤ 0 (only
+        # λ_cells + λ_genes > 0 is identified), so the floor says nothing there.
+        floor_hit = self.mode == "reference" and floor_frac >= 0.05
+        degenerate = applicable and (pos_frac >= 0.84 or floor_hit or neg_stat > 0.4 * min(d1, d2))
         self.diagnostics_ = {"applicable": applicable, "positive_offdiag_fraction_cells": pos_frac,
                              "eigenvalues_at_floor_fraction_cells": floor_frac,
                              "negative_statistic_fraction_cells": neg_stat_frac,
