@@ -162,7 +162,7 @@ def _plot(rows: list[dict], path: Path) -> None:
         axes[2].plot(n, m, style, label=label)
     max_iter = next((r["max_iter"] for r in rows if "max_iter" in r), "?")
     axes[0].set(xscale="log", yscale="log", xlabel="cells", ylabel="wall seconds (fit + cell graph)",
-                title=f"time, {rows[0].get('genes', '?')} genes, MedMagma max_iter={max_iter}")
+                title=f"time, {max(r.get('genes', 0) for r in rows)} HVGs, MedMagma max_iter={max_iter}")
     axes[0].axhline(600, color="grey", lw=0.8, ls=":")
     axes[1].set(xscale="log", yscale="log", xlabel="cells", ylabel="wall seconds per EM iteration",
                 title="MED-MAGMA cost per EM iteration")
