@@ -1,199 +1,401 @@
-"""Benchmark the robust parametric UMAP against umap-learn on the 3,696-cell pancreas (issue 4).
+"""RobustUMAP against umap-learn and scanpy's default pipeline: quality, fit time, robust phase, projection.
 
-Sections (each written to the JSON as soon as it finishes, so a partial run keeps its numbers):
-quality + fit time (phase 1 / robust phase vs umap-learn fit), transform throughput (vs umap-learn
-transform), generalisation (train on 5/10/30 %), dropout 0–80 % and gene-impact spread with and without
-the robust phase, certified box areas.
+Sections (each writes ``benchmarks/results/robust_umap_<section>.json`` as soon as it finishes):
 
-Usage: ``python benchmarks/bench_robust_umap.py [--sections quality,transform,generalisation,dropout]``
-Results: ``benchmarks/results/robust_umap_<section>.json``.
+* ``pancreas`` — the 3,696-cell scVelo pancreas, medians over ``--seeds``: trustworthiness(15) and 5-fold
+  15-NN label accuracy of ``RobustUMAP()`` (defaults), of its phase-1 network, and of umap-learn
+  ``UMAP()`` fitted on the same input (the principal components RobustUMAP's preprocessing produces;
+  trustworthiness is measured in that space); label accuracy of scanpy's default pipeline run as a user
+  runs it (normalize_total, log1p, 2,000 HVGs, PCA 50, neighbors, umap) on the raw counts; fit times
+  (RobustUMAP including preprocessing and the kNN graph; umap-learn warm, i.e. numba compiled, and cold
+  in a fresh process); the robust phase's cost; the median certified radius (CROWN, 5 % of the map) with
+  and without the robust phase; held-out projection (fit on 30 %, project 70 %) against umap-learn's
+  ``transform`` on the same split.
+* ``datasets`` — the same quality comparison on three more labelled sets with raw counts.
+* ``transform`` — projection throughput from sparse counts (221,760 cells), CPU time per cell.
+* ``gpu`` — fit time and transform cells/s on CUDA (skipped with a message without a GPU).
+* ``dropout`` — the paper's dropout correlation and gene-impact spread, phase 1 vs robust.
 
-Transform throughput alone: ``python benchmarks/bench_robust_umap.py --only transform [--model m.magmap.zip]``
-(``--model``: load that model if the file exists, otherwise fit the default model and save it there, so
-repeated runs skip the ~4 min fit; ``--repeats`` timings, median reported, wall and CPU time).
+Every timing is taken under ``flock /tmp/magmap-cpu.lock`` with the load average recorded beside it.
+Usage: ``flock /tmp/magmap-cpu.lock python benchmarks/bench_robust_umap.py [--sections pancreas,datasets,...]
+[--seeds 0,1,2]``; transform alone: ``--only transform [--model m.magmap]``.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-DATA = Path("/work/shared/data/pancreas_scvelo_supercell/pancreas_bastidasponce2019_3696x2000_counts.h5ad")
+SHARED = Path(os.environ.get("MAGMAP_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
+PANCREAS = ("pancreas_scvelo_supercell/pancreas_bastidasponce2019_3696x2000_counts.h5ad", "clusters")
+DATASETS = {
+    "pancreas_veloviz739": ("pancreas_scvelo_veloviz739/pancreas_bastidasponce2019_739x7192_counts.h5ad", "clusters"),
+    "baron328": ("baron2016_pancreas_cider328/baron2016_pancreas_328x12474_counts.h5ad", "cell_type"),
+    "cellbench_celseq2": ("cellbench_celseq2_3cl/cellbench_celseq2_3celllines_counts.h5ad", "cell_line_demuxlet"),
+}
 OUT = Path(__file__).parent / "results"
-SEED = 0
 log = logging.getLogger("bench")
 
 
-def dump(name: str, payload: dict) -> None:
-    from magmap._utils import versions
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
-    payload = {"benchmark": f"robust_umap_{name}", "dataset": str(DATA.name), "seed": SEED, "versions": versions(),
-               **payload}
+
+def dump(name: str, payload: dict) -> None:
+    import torch
+
+    from magmap._utils import versions
+    from magmap.umap import RobustUMAP
+
+    defaults = {k: v for k, v in RobustUMAP().get_params().items() if k != "encoder"}
+    payload = {"benchmark": f"robust_umap_{name}", "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "git_commit": git_commit(), "versions": versions(), "cpu_count": os.cpu_count(),
+               "torch_threads": torch.get_num_threads(), "robust_umap_defaults": defaults, **payload}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"robust_umap_{name}.json").write_text(json.dumps(payload, indent=1, default=float))
     log.info("wrote %s", OUT / f"robust_umap_{name}.json")
 
 
-def metrics(Xz, Z, y) -> dict:
-    from magmap.metrics import knn_accuracy, knn_preservation, trustworthiness
+def load(rel: str, label: str):
+    import anndata as ad
 
-    return {"trustworthiness_15": trustworthiness(Xz, Z, n_neighbors=15),
-            "knn_preservation_15": knn_preservation(Xz, Z, n_neighbors=15),
-            "knn_label_accuracy_15": knn_accuracy(Z, y, n_neighbors=15)}
+    a = ad.read_h5ad(SHARED / rel)
+    if "cellbench" in rel:  # documented in its PROVENANCE: drop doublets and ERCC spike-ins
+        a = a[a.obs["demuxlet_cls"] == "SNG", ~a.var_names.str.startswith("ERCC-")].copy()
+    a.X = sp.csr_matrix(a.X, dtype=np.float32)
+    return a, a.obs[label].astype(str).to_numpy()
+
+
+def accuracy(Z: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    """5-fold (stratified, shuffled) accuracy of a 15-nearest-neighbour classifier on the embedding."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    return float(np.mean(cross_val_score(KNeighborsClassifier(15), Z, y, cv=folds)))
+
+
+def trust(X: np.ndarray, Z: np.ndarray) -> float:
+    from sklearn.manifold import trustworthiness
+
+    return float(trustworthiness(X, Z, n_neighbors=15))
+
+
+def heldout_accuracy(Z_test, y_test, Z_train, y_train) -> float:
+    from magmap.metrics import knn_accuracy
+
+    return knn_accuracy(Z_test, y_test, Z_train=Z_train, labels_train=y_train, n_neighbors=15)
+
+
+def scanpy_default(a, seed: int) -> tuple[np.ndarray, float]:
+    """scanpy's default pipeline on raw counts, as a user runs it; returns the UMAP and its wall time."""
+    import scanpy as sc
+
+    b = a.copy()
+    t = time.perf_counter()
+    sc.pp.normalize_total(b)
+    sc.pp.log1p(b)
+    sc.pp.highly_variable_genes(b, n_top_genes=2000)
+    sc.pp.pca(b, n_comps=50, random_state=seed)
+    sc.pp.neighbors(b, random_state=seed)
+    sc.tl.umap(b, random_state=seed)
+    return b.obsm["X_umap"], time.perf_counter() - t
+
+
+def warm_numba() -> None:
+    import umap
+
+    umap.UMAP(random_state=0, n_epochs=5).fit(np.random.default_rng(0).normal(size=(200, 5)))
+
+
+def graph_input(model, a) -> np.ndarray:
+    """The space RobustUMAP built its kNN graph in: principal components of its preprocessed input."""
+    Xz = model.preprocess(a)
+    return Xz if model.components_ is None else Xz @ model.components_.T
+
+
+def radius_median(model, a, encoder, embedding, sub) -> float:
+    m = copy.copy(model)
+    m.encoder_, m.embedding_ = encoder, embedding
+    return float(np.median(m.certified_radius(a[sub])))
+
+
+def median_over(runs: list[dict]) -> dict:
+    """Medians of the numeric leaves of per-seed dicts (same keys)."""
+    out = {}
+    for k, v in runs[0].items():
+        if isinstance(v, dict):
+            out[k] = median_over([r[k] for r in runs])
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = float(np.median([r[k] for r in runs]))
+    return out
+
+
+def compare(a, y, seed: int, *, certify_cells: int = 0) -> dict:
+    """One seed: RobustUMAP defaults vs umap-learn on the same input vs scanpy's default pipeline."""
+    import umap
+
+    from magmap.umap import RobustUMAP
+
+    load_before = os.getloadavg()
+    t = time.perf_counter()
+    model = RobustUMAP(random_state=seed, verbose=False).fit(a)
+    fit_s = time.perf_counter() - t
+    Y = graph_input(model, a)
+    t = time.perf_counter()
+    ref = umap.UMAP(random_state=seed).fit(Y)
+    umap_s = time.perf_counter() - t
+    Zs, scanpy_s = scanpy_default(a, seed)
+    res = {
+        "robust_umap": {"trustworthiness": trust(Y, model.embedding_), "accuracy": accuracy(model.embedding_, y),
+                        "fit_s": fit_s, "graph_s": model.fit_time_["graph"], "phase1_s": model.fit_time_["phase1"],
+                        "robust_s": model.fit_time_["robust"],
+                        "robust_over_phase1": model.fit_time_["robust"] / model.fit_time_["phase1"]},
+        "robust_umap_phase1": {"trustworthiness": trust(Y, model.embedding_phase1_),
+                               "accuracy": accuracy(model.embedding_phase1_, y)},
+        "umap_learn": {"trustworthiness": trust(Y, ref.embedding_), "accuracy": accuracy(ref.embedding_, y),
+                       "fit_s": umap_s},
+        "scanpy_default": {"accuracy": accuracy(Zs, y), "pipeline_s": scanpy_s},
+        "fit_ratio_to_umap_learn": fit_s / umap_s,
+        "robust_epsilon": model.robust_epsilon_, "phase1_radius_estimate": model.phase1_radius_,
+        "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg()),
+    }
+    if certify_cells:
+        sub = np.sort(np.random.default_rng(seed).choice(a.n_obs, min(certify_cells, a.n_obs), replace=False))
+        r0 = radius_median(model, a, model.encoder_phase1_, model.embedding_phase1_, sub)
+        r1 = radius_median(model, a, model.encoder_, model.embedding_, sub)
+        box = model.certify(a[sub], radius=False)
+        res["certified_radius"] = {"median_phase1": r0, "median_robust": r1, "gain": r1 / r0,
+                                   "trustworthiness_cost": res["robust_umap_phase1"]["trustworthiness"]
+                                   - res["robust_umap"]["trustworthiness"],
+                                   "box_epsilon": model.epsilon,
+                                   "median_box_diagonal_over_map_diagonal": float(np.median(box.relative_diagonal))}
+    log.info("seed %d: %s", seed, json.dumps(res, default=float))
+    return res
+
+
+def heldout(a, y, seed: int, frac: float = 0.3) -> dict:
+    """Fit on ``frac`` of the cells, project the rest; umap-learn fitted/transformed on the same inputs."""
+    import umap
+
+    from magmap.umap import RobustUMAP
+
+    train = np.zeros(a.n_obs, dtype=bool)
+    train[np.random.default_rng(seed).choice(a.n_obs, int(round(frac * a.n_obs)), replace=False)] = True
+    tr, te = a[train].copy(), a[~train].copy()
+    model = RobustUMAP(random_state=seed, verbose=False).fit(tr)
+    t = time.perf_counter()
+    Zte = model.transform(te)
+    ours_s = time.perf_counter() - t
+    Ytr, Yte = graph_input(model, tr), graph_input(model, te)
+    ref = umap.UMAP(random_state=seed).fit(Ytr)
+    t = time.perf_counter()
+    Zu = ref.transform(Yte)
+    umap_s = time.perf_counter() - t
+    return {"n_train": int(train.sum()), "n_test": int((~train).sum()),
+            "robust_umap": {"accuracy": heldout_accuracy(Zte, y[~train], model.embedding_, y[train]),
+                            "transform_s": ours_s},
+            "umap_learn": {"accuracy": heldout_accuracy(Zu, y[~train], ref.embedding_, y[train]),
+                           "transform_s": umap_s}}
+
+
+def cold_fit_times(a, seed: int) -> dict:
+    """Fit times in fresh processes (imports and any JIT compilation included), same input for umap-learn."""
+    from magmap.umap import RobustUMAP
+
+    model = RobustUMAP(random_state=seed, verbose=False, robust=False, n_epochs=1).fit(a)
+    Y = graph_input(model, a)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "Y.npy", Y)
+        a.write_h5ad(Path(tmp) / "a.h5ad")
+        scripts = {
+            "umap_learn_cold_s": f"import numpy as np, time; Y = np.load('{tmp}/Y.npy'); t = time.perf_counter(); "
+                                 f"import umap; umap.UMAP(random_state={seed}).fit(Y); print(time.perf_counter() - t)",
+            "robust_umap_cold_s": f"import anndata as ad, time; a = ad.read_h5ad('{tmp}/a.h5ad'); t = time.perf_counter(); "
+                                  f"from magmap.umap import RobustUMAP; RobustUMAP(random_state={seed}, verbose=False).fit(a); "
+                                  f"print(time.perf_counter() - t)",
+        }
+        for key, code in scripts.items():
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            out[key] = float(proc.stdout.strip().splitlines()[-1])
+    out["note"] = "fresh Python process; timer starts before importing the library (imports, numba JIT included)"
+    return out
+
+
+def section_pancreas(seeds: list[int]) -> None:
+    a, y = load(*PANCREAS)
+    warm_numba()
+    runs = [compare(a, y, s, certify_cells=500) for s in seeds]
+    held = [heldout(a, y, s) for s in seeds]
+    payload = {"dataset": PANCREAS[0], "n_cells": a.n_obs, "n_genes": a.n_vars, "label": PANCREAS[1], "seeds": seeds,
+               "median": median_over(runs), "heldout_30pct_median": median_over(held),
+               "per_seed": runs, "heldout_per_seed": held, "cold": cold_fit_times(a, seeds[0]),
+               "metrics": {"trustworthiness": "sklearn trustworthiness, 15 neighbours, in RobustUMAP's PCA input "
+                                              "space (the input umap-learn was fitted on)",
+                           "accuracy": "5-fold stratified 15-NN classifier accuracy on the embedding",
+                           "heldout": "15-NN classifier fitted on the training cells' embedding predicts the "
+                                      "projected cells' labels",
+                           "certified_radius": "CROWN, box diagonal <= 5 % of the training embedding's diagonal, "
+                                               "500 random cells"},
+               "params": {"RobustUMAP": "defaults (random_state=seed)", "umap_learn": "UMAP(random_state=seed)",
+                          "scanpy": "normalize_total, log1p, highly_variable_genes(n_top_genes=2000), pca(50), "
+                                    "neighbors, umap (random_state=seed)"}}
+    dump("pancreas", payload)
+
+
+def section_datasets(seeds: list[int]) -> None:
+    warm_numba()
+    out = {}
+    for name, (rel, label) in DATASETS.items():
+        a, y = load(rel, label)
+        runs = [compare(a, y, s, certify_cells=200) for s in seeds]
+        held = [heldout(a, y, s) for s in seeds]
+        out[name] = {"file": rel, "label": label, "n_cells": a.n_obs, "n_genes": a.n_vars,
+                     "median": median_over(runs), "heldout_30pct_median": median_over(held),
+                     "per_seed": runs, "heldout_per_seed": held}
+        dump("datasets", {"seeds": seeds, "datasets": out})
+
+
+def section_transform(args) -> None:
+    import torch
+    import umap
+
+    from magmap.umap import RobustUMAP
+
+    a, _ = load(*PANCREAS)
+    counts = a.X
+    path = Path(args.model) if args.model else None
+    if path is not None and path.exists():
+        model = RobustUMAP.load(path)
+    else:
+        model = RobustUMAP(random_state=0, verbose=False).fit(a)
+        if path is not None:
+            model.save(path)
+    big = sp.vstack([counts] * 60).tocsr()  # 221,760 cells
+    model.transform(counts[:1000])  # warm-up
+    load_before = os.getloadavg()
+    walls, cpus = [], []
+    for _ in range(max(1, args.repeats)):
+        t, c = time.perf_counter(), time.process_time()
+        Zb = model.transform(big)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    tt, ct = float(np.median(walls)), float(np.median(cpus))
+    Y = graph_input(model, a)
+    ref = umap.UMAP(random_state=0).fit(Y)
+    ref.transform(Y[:50])  # compile
+    t = time.perf_counter()
+    ref.transform(Y[:2000])
+    ut = time.perf_counter() - t
+    dump("transform", {
+        "dataset": PANCREAS[0],
+        "robust_umap": {"n_cells": int(big.shape[0]), "seconds": tt, "cells_per_s": big.shape[0] / tt,
+                        "cpu_seconds": ct, "cpu_us_per_cell": 1e6 * ct / big.shape[0],
+                        "repeats_wall_s": walls, "repeats_cpu_s": cpus, "statistic": "median of repeats",
+                        "input": "scipy CSR float32 counts, 2,000 genes = the model genes in order",
+                        "includes": "gene alignment, library-size normalisation, log1p, centring, chunked forward",
+                        "preprocessing": {"log1p": model.preprocessor_.log1p, "scale": model.preprocessor_.scale}},
+        "machine": {"torch_threads": torch.get_num_threads(), "loadavg_before": load_before,
+                    "loadavg_after": os.getloadavg()},
+        "umap_learn": {"n_cells": 2000, "seconds": ut, "cells_per_s": 2000 / ut,
+                       "input": "principal components, already computed (preprocessing not timed)"},
+        "equal_to_embedding_max_abs_diff": float(np.abs(Zb[:a.n_obs] - model.embedding_).max())})
+
+
+def section_gpu() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        msg = "no CUDA device visible: GPU section skipped"
+        print(msg)
+        dump("gpu", {"skipped": msg})
+        return
+    from magmap.umap import RobustUMAP
+
+    a, y = load(*PANCREAS)
+    RobustUMAP(random_state=0, verbose=False, device="cuda", n_epochs=5, robust_epochs=2).fit(a)  # warm-up
+    fits = []
+    for seed in (0, 1, 2):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        model = RobustUMAP(random_state=seed, verbose=False, device="cuda").fit(a)
+        torch.cuda.synchronize()
+        fits.append({"fit_s": time.perf_counter() - t, **model.fit_time_, "accuracy": accuracy(model.embedding_, y)})
+    big = sp.vstack([a.X] * 60).tocsr()
+    model.transform(a.X[:1000])
+    walls = []
+    for _ in range(3):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        model.transform(big)
+        torch.cuda.synchronize()
+        walls.append(time.perf_counter() - t)
+    dump("gpu", {"device": torch.cuda.get_device_name(0), "fits": fits, "fit_s_median": float(np.median([f["fit_s"] for f in fits])),
+                 "transform": {"n_cells": int(big.shape[0]), "seconds_median": float(np.median(walls)),
+                               "cells_per_s": big.shape[0] / float(np.median(walls)), "input": "CSR counts on the host"}})
+
+
+def section_dropout(repeats: int) -> None:
+    from magmap.metrics import dropout_correlation, gene_impact_summary
+    from magmap.umap import RobustUMAP
+
+    a, _ = load(*PANCREAS)
+    robust = RobustUMAP(random_state=0, verbose=False).fit(a)
+    plain = copy.copy(robust)
+    plain.encoder_, plain.embedding_ = robust.encoder_phase1_, robust.embedding_phase1_
+    res = {}
+    for name, m in (("phase1_only", plain), ("robust", robust)):
+        dc = dropout_correlation(m.transform, a.X, rates=(0.0, 0.2, 0.4, 0.6, 0.8), n_repeats=repeats, random_state=0)
+        imp = m.gene_impact(a)
+        res[name] = {"dropout_correlation": {str(k): {"mean": float(np.mean(v)), "sd": float(np.std(v))}
+                                             for k, v in dc.items()},
+                     "gene_impact_l1_scaled_by_sqrt_area_ref": gene_impact_summary(imp, scale=np.sqrt(m.area_ref_)),
+                     "top_genes": list(imp.sort_values(ascending=False).index[:10])}
+    dump("dropout", {"dataset": PANCREAS[0], "models": res,
+                     "params": {"repeats": repeats, "perturbation": "each non-zero count zeroed with prob. rate"}})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sections", default="quality,transform,generalisation,dropout")
-    ap.add_argument("--only", default=None, help="run just this section (e.g. 'transform'); overrides --sections")
-    ap.add_argument("--model", default=None, help="model file: loaded if it exists, else the fitted model is saved there")
+    ap.add_argument("--sections", default="pancreas,datasets,transform,gpu,dropout")
+    ap.add_argument("--only", default=None, help="run just this section (overrides --sections)")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--model", default=None, help="transform section: model file (loaded if it exists, else saved)")
     ap.add_argument("--repeats", type=int, default=3, help="timed transform repeats (median reported)")
     ap.add_argument("--dropout-repeats", type=int, default=10)
     args = ap.parse_args()
-    sections = {args.only} if args.only else set(args.sections.split(","))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import anndata as ad
-    import torch
-    import umap
-
-    from magmap.metrics import dropout_correlation, gene_impact_summary, knn_accuracy
-    from magmap.umap import RobustUMAP
-
-    a = ad.read_h5ad(DATA)
-    y = a.obs["clusters"].astype(str).to_numpy()
-    counts = sp.csr_matrix(a.X)
-    params = dict(random_state=SEED, verbose=False)
-    log.info("torch threads %d", torch.get_num_threads())
-
-    import copy
-
-    model_path = Path(args.model) if args.model else None
-    if model_path is not None and model_path.exists() and sections <= {"transform"}:
-        robust = RobustUMAP.load(model_path)
-        robust_total = robust.fit_time_["total"]
-        log.info("loaded %s (fit: %s)", model_path, robust.fit_time_)
-    else:
-        t = time.perf_counter()
-        robust = RobustUMAP(robust=True, **params).fit(a)
-        robust_total = time.perf_counter() - t
-        log.info("fit: %s", robust.fit_time_)
-        if model_path is not None:
-            robust.save(model_path)
-    if not hasattr(robust, "encoder_phase1_"):  # loaded model: the phase-1 network is not stored
-        robust.encoder_phase1_, robust.embedding_phase1_ = robust.encoder_, robust.embedding_
-    # the same run without the robust phase: the phase-1 network kept by fit()
-    plain = copy.copy(robust)
-    plain.encoder_, plain.embedding_ = robust.encoder_phase1_, robust.embedding_phase1_
-    plain_total = robust.fit_time_["total"] - robust.fit_time_["robust"]
-    Xz = robust.preprocess(a)
-    if "quality" in sections:
-        t = time.perf_counter()
-        ref = umap.UMAP(random_state=SEED).fit(Xz)
-        umap_fit = time.perf_counter() - t
-        res = {"params": {"RobustUMAP": {k: v for k, v in robust.get_params().items() if k != "encoder"},
-                          "n_epochs_": robust.n_epochs_, "batch_size_": robust.batch_size_,
-                          "robust_epochs_": robust.robust_epochs_, "umap_learn": {"random_state": SEED}},
-               "input": "z-scored 2,000 genes (the model's own preprocessing), same matrix for umap-learn",
-               "umap_learn": {**metrics(Xz, ref.embedding_, y), "fit_s": umap_fit},
-               "robust_umap_phase1_only": {**metrics(Xz, plain.embedding_, y), "fit_s": plain_total,
-                                           "note": "phase-1 network of the same fit (before the robust phase)"},
-               "robust_umap": {**metrics(Xz, robust.embedding_, y), "fit_s": robust_total,
-                               "fit_time_s": robust.fit_time_}}
-        sub = np.random.default_rng(SEED).choice(a.n_obs, 500, replace=False)
-        for name, m in (("robust_umap_phase1_only", plain), ("robust_umap", robust)):
-            t = time.perf_counter()
-            cert = m.certify(a[sub])
-            res[name]["certified_box"] = {**cert.summary(), "n_cells": 500, "time_s": time.perf_counter() - t}
-        dump("quality", res)
-        umap_model = ref
-    if "transform" in sections:
-        import os
-
-        reps = 60  # 3,696 × 60 ≈ 222k cells
-        big = sp.vstack([counts] * reps).tocsr()
-        robust.transform(counts[:1000])  # warm-up
-        load_before = os.getloadavg()
-        walls, cpus = [], []
-        for _ in range(max(1, args.repeats)):
-            t, c = time.perf_counter(), time.process_time()
-            Zb = robust.transform(big)
-            walls.append(time.perf_counter() - t)
-            cpus.append(time.process_time() - c)
-        tt, ct = float(np.median(walls)), float(np.median(cpus))
-        log.info("transform %d cells: wall %s s, cpu %s s", big.shape[0], np.round(walls, 3), np.round(cpus, 3))
-        if "quality" not in sections:
-            umap_model = umap.UMAP(random_state=SEED).fit(Xz)
-        umap_model.transform(Xz[:50])  # compile
-        t = time.perf_counter()
-        umap_model.transform(Xz[:2000])
-        ut = time.perf_counter() - t
-        Xt = torch.from_numpy(Xz)
-        net_walls = []
-        with torch.inference_mode():
-            for _ in range(max(1, args.repeats)):
-                t = time.perf_counter()
-                for _ in range(20):
-                    robust.encoder_(Xt)
-                net_walls.append(time.perf_counter() - t)
-        net_only = 20 * Xz.shape[0] / float(np.median(net_walls))
-        dump("transform", {"robust_umap": {"n_cells": int(big.shape[0]), "seconds": tt,
-                                           "cells_per_s": big.shape[0] / tt,
-                                           "cpu_seconds": ct, "cpu_us_per_cell": 1e6 * ct / big.shape[0],
-                                           "cells_per_cpu_s": big.shape[0] / ct,
-                                           "repeats_wall_s": walls, "repeats_cpu_s": cpus,
-                                           "statistic": "median of repeats",
-                                           "network_only_cells_per_s": net_only,
-                                           "input": "scipy CSR float32 counts, 2,000 genes = the model genes in order",
-                                           "includes": "gene alignment, normalisation, scaling, chunked forward"},
-                           "machine": {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                                       "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-                                       "note": "2 cores shared with other jobs: wall time depends on their load; "
-                                               "CPU time per cell is the steadier figure"},
-                           "umap_learn": {"n_cells": 2000, "seconds": ut, "cells_per_s": 2000 / ut,
-                                          "input": "already z-scored (preprocessing not timed)"},
-                           "equal_to_embedding_max_abs_diff": float(np.abs(Zb[:a.n_obs] - robust.embedding_).max())})
-    if "generalisation" in sections:
-        out = {}
-        for frac in (0.05, 0.10, 0.30):
-            rng = np.random.default_rng(SEED)
-            tr = rng.random(a.n_obs) < frac
-            t = time.perf_counter()
-            m = RobustUMAP(robust=False, **params).fit(a[tr])
-            fit_s = time.perf_counter() - t
-            t = time.perf_counter()
-            Zte = m.transform(a[~tr])
-            tr_s = time.perf_counter() - t
-            acc = knn_accuracy(Zte, y[~tr], Z_train=m.embedding_, labels_train=y[tr])
-            Xz_tr, Xz_te = m.preprocess(a[tr]), m.preprocess(a[~tr])
-            t = time.perf_counter()
-            u = umap.UMAP(random_state=SEED, n_neighbors=min(15, int(tr.sum()) - 1)).fit(Xz_tr)
-            ufit = time.perf_counter() - t
-            t = time.perf_counter()
-            Zu = u.transform(Xz_te)
-            ut = time.perf_counter() - t
-            uacc = knn_accuracy(Zu, y[~tr], Z_train=u.embedding_, labels_train=y[tr])
-            out[str(frac)] = {"n_train": int(tr.sum()), "n_test": int((~tr).sum()),
-                              "robust_umap": {"heldout_knn_accuracy": acc, "fit_s": fit_s, "transform_s": tr_s},
-                              "umap_learn": {"heldout_knn_accuracy": uacc, "fit_s": ufit, "transform_s": ut}}
-            log.info("generalisation %s: %s", frac, out[str(frac)])
-            dump("generalisation", {"fractions": out, "params": {"robust": False, "n_neighbors_knn_classifier": 15}})
-    if "dropout" in sections:
-        res = {}
-        for name, m in (("phase1_only", plain), ("robust", robust)):
-            dc = dropout_correlation(m.transform, counts, rates=(0.0, 0.2, 0.4, 0.6, 0.8),
-                                     n_repeats=args.dropout_repeats, random_state=SEED)
-            imp = m.gene_impact(a)
-            res[name] = {"dropout_correlation": {str(k): {"mean": float(np.mean(v)), "sd": float(np.std(v)), "values": v}
-                                                  for k, v in dc.items()},
-                         "gene_impact_l1_scaled_by_sqrt_area_ref": gene_impact_summary(imp, scale=np.sqrt(m.area_ref_)),
-                         "top_genes": list(imp.sort_values(ascending=False).index[:10])}
-            dump("dropout", {"models": res, "params": {"repeats": args.dropout_repeats,
-                                                       "perturbation": "each non-zero count zeroed with prob. rate"}})
+    sections = [args.only] if args.only else args.sections.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for section in sections:
+        log.info("section %s (load %s)", section, os.getloadavg())
+        if section == "pancreas":
+            section_pancreas(seeds)
+        elif section == "datasets":
+            section_datasets(seeds)
+        elif section == "transform":
+            section_transform(args)
+        elif section == "gpu":
+            section_gpu()
+        elif section == "dropout":
+            section_dropout(args.dropout_repeats)
+        else:
+            raise SystemExit(f"unknown section {section!r}")
 
 
 if __name__ == "__main__":
