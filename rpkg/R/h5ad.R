@@ -19,7 +19,7 @@
 h5adToSCE <- function(path, X.name = "X") {
     if (!is.character(path) || length(path) != 1L) stop("`path` must be a single file path.", call. = FALSE)
     if (!file.exists(path)) stop(sprintf("`path` '%s' does not exist.", path), call. = FALSE)
-    parts <- .py_call("read_h5ad", normalizePath(path))
+    parts <- .py_call("read_h5ad", path = normalizePath(path))
     genes <- unlist(parts$gene_names)
     cells <- unlist(parts$cell_names)
     assays <- lapply(parts$assays, function(a) { dimnames(a) <- list(genes, cells); a })

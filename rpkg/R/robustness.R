@@ -59,9 +59,9 @@ robinRobustness <- function(x, name = NULL, axis = c("cells", "genes"), method =
         }
         out <- .robin_in_r(adj, method, measure, method2, weighted, seed, BPPARAM)
     } else {
-        out <- .py_call("robin", .to_py(adj), method, measure, "independent", n.repeats,
-            if (isTRUE(weighted)) TRUE else NULL, seed, n_jobs, isTRUE(verbose), .to_py(list(...)),
-            method2, NULL)
+        out <- .py_call("robin", graph = .to_py(adj), method = method, measure = measure,
+            n_repeats = n.repeats, weighted = if (isTRUE(weighted)) TRUE else NULL, seed = seed,
+            n_jobs = n_jobs, verbose = isTRUE(verbose), method_args = .to_py(list(...)), method2 = method2)
         out$levels <- as.numeric(out$levels)
     }
     .new_robin(out, seed)

@@ -35,7 +35,8 @@ summarizeCounts <- function(x, assay.type = "counts", labels = NULL) {
     if (!is.null(labels) && length(labels) != ncol(x)) {
         stop(sprintf("`labels` has %d entries but there are %d cells.", length(labels), ncol(x)), call. = FALSE)
     }
-    out <- .py_call("summarize_counts", .assay_to_py(x), if (is.null(labels)) NULL else as.list(as.character(labels)))
+    out <- .py_call("summarize_counts", x = .assay_to_py(x),
+        labels = if (is.null(labels)) NULL else as.list(as.character(labels)))
     if (!is.null(cell_names)) rownames(out$per_cell) <- cell_names
     out
 }
