@@ -28,6 +28,9 @@ __all__ = ["FORMAT", "prepare_store", "done_chunks", "write_marker", "read_marke
 FORMAT = "magmap.projection"
 FORMAT_VERSION = 1
 _DONE = "_done"
+#: Every array a store can hold (which ones depends on the options).
+ARRAYS = ("embedding", "box_lower", "box_upper", "certified_radius", "certified_box", "top_gene_index",
+          "top_gene_impact")
 # settings that must match for a re-run to continue an existing store
 _RESUME_KEYS = ("model_sha256", "n_obs", "n_vars", "chunk_rows", "certify", "epsilon", "fraction", "rtol", "method",
                 "top_genes", "missing_genes", "layer")
@@ -105,6 +108,6 @@ def open_projection(out: str | Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"`{out}` is incomplete: {missing} of {attrs['n_chunks']} chunks unfinished; run the same "
                          "projection again to finish them.")
-    res: dict[str, Any] = {name: da.from_zarr(str(out), component=name) for name in group.array_keys()}
+    res: dict[str, Any] = {name: da.from_zarr(str(out), component=name) for name in ARRAYS if name in group}
     res["attrs"] = attrs
     return res

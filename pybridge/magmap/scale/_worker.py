@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["model_sha256", "cached_model", "run_chunk", "peak_rss"]
+__all__ = ["model_sha256", "cached_model", "run_chunk", "peak_rss", "current_rss", "reset_peak_rss"]
 
 _MODELS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -41,9 +41,40 @@ def cached_model(blob: bytes, sha: str) -> Any:
 
 
 def peak_rss() -> int:
-    """Peak resident memory of this process so far, in bytes."""
+    """Peak resident memory of this process (bytes) since it started or since :func:`reset_peak_rss`."""
+    try:  # Linux: VmHWM honours reset_peak_rss
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def current_rss() -> int:
+    """Resident memory of this process now (bytes; Linux ``/proc``, else psutil)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def reset_peak_rss() -> bool:
+    """Restart this process's peak-RSS count at its current RSS (Linux ≥ 4.0); ``False`` where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def _query(block: Any, spec: dict[str, Any]) -> Any:
