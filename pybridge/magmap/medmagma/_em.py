@@ -37,6 +37,7 @@ class EMSettings:
     max_iter: int
     verbose: bool = False
     accelerate: bool = False
+    scaling_prior: float = 0.0
 
 
 @dataclass
@@ -141,7 +142,7 @@ def em_dense(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetting
     for it in bar:
         t0 = time.perf_counter()
         ff = flipflop(psi1, psi2, y, s1, s2, warm_start=not cfg.reference, max_rounds=cfg.max_flipflop,
-                      tol=cfg.flipflop_tol, gram2=gram2, return_ztz=True)
+                      tol=cfg.flipflop_tol, gram2=gram2, return_ztz=True, prior=cfg.scaling_prior)
         if accel is not None and it > 0:
             s1, s2 = mix_scalings(accel, s1, s2, ff.s1, ff.s2)
             w1 = y * s2[None, :]

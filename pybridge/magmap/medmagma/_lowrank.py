@@ -108,7 +108,8 @@ def _flipflop(y: torch.Tensor, psi1: FactoredCells, psi2: torch.Tensor, s1: torc
     s1_in = s1
     s1 = s1 / torch.exp(torch.log(s1).mean())
     s2 = s2 / torch.exp(torch.log(s2).mean())
-    diagonal = psi1.v.shape[1] == 0 and int(torch.count_nonzero(psi2 - torch.diag(psi2.diagonal()))) == 0
+    diagonal = (not cfg.scaling_prior and psi1.v.shape[1] == 0
+                and int(torch.count_nonzero(psi2 - torch.diag(psi2.diagonal()))) == 0)
     g2 = None if gram2 is None else gram2 * float((s1 @ s1) / (s1_in @ s1_in))
     steps = products = rounds = 0
     converged = False
@@ -119,7 +120,8 @@ def _flipflop(y: torch.Tensor, psi1: FactoredCells, psi2: torch.Tensor, s1: torc
             new2 = _solve_diagonal(psi2.diagonal() * w2.sum(0) + psi1.lam0 * w2.sum(0))
             n2 = 0
         if new2 is None:
-            new2, n2 = solve_product_one(_genes_quadratic(y, s1, psi1, psi2, g2), torch.log(s2))
+            new2, n2 = solve_product_one(_genes_quadratic(y, s1, psi1, psi2, g2), torch.log(s2),
+                                         prior=cfg.scaling_prior)
         g2 = None
         if diagonal:
             w1 = (y * new2[None, :]) ** 2
@@ -127,7 +129,7 @@ def _flipflop(y: torch.Tensor, psi1: FactoredCells, psi2: torch.Tensor, s1: torc
             n1 = 0
         if new1 is None:
             op = CellQuadratic(y, new2, psi1, psi2)
-            new1, n1 = solve_product_one(op, torch.log(s1), method="cg")
+            new1, n1 = solve_product_one(op, torch.log(s1), method="cg", prior=cfg.scaling_prior)
             products += op.products
         steps += n1 + n2
         done = float((new1 - s1).abs().sum()) < cfg.flipflop_tol and float((new2 - s2).abs().sum()) < cfg.flipflop_tol

@@ -63,6 +63,7 @@ def solve_product_one(
     tol: float = 1e-9,
     max_iter: int = 100,
     method: str = "auto",
+    prior: float = 0.0,
 ) -> tuple[torch.Tensor, int]:
     """Minimise ``h(ℓ) = e^ℓᵀ Q e^ℓ`` subject to ``1ᵀℓ = 0`` (i.e. s = e^ℓ > 0, ∏s = 1).
 
@@ -87,6 +88,10 @@ def solve_product_one(
         Newton system solver: ``"cholesky"`` (dense, O(d³) per step, with Levenberg damping),
         ``"cg"`` (truncated preconditioned CG with Hessian–vector products, O(d²) per CG step; stops at
         negative curvature) or ``"auto"`` (Cholesky below d = 800, CG above).
+    prior
+        ε ≥ 0: minimise ``h(ℓ) + μ‖ℓ‖²`` with ``μ = ε·h(ℓ₀)/d`` (a log-normal prior on the scalings,
+        scaled with the start's objective so that it is unit-free). With zeros the product-one problem
+        can have no minimiser (the scalings drift without bound); any ε > 0 makes it bounded.
 
     Returns
     -------
@@ -98,20 +103,22 @@ def solve_product_one(
     s = torch.exp(ell)
     qs = q @ s
     h = s @ qs
+    mu = float(prior) * float(h) / d
+    obj = float(h) + mu * float(ell @ ell)
     use_cg = method == "cg" or (method == "auto" and d >= 800) or not isinstance(q, torch.Tensor)
     eye = None if use_cg else torch.eye(d, dtype=q.dtype, device=q.device)
     it = 0
     for it in range(1, max_iter + 1):
         g = 2.0 * s * qs
-        gp = g - g.mean()
+        gp = g - g.mean() + 2.0 * mu * ell  # ell is centred
         scale = 2.0 * h / d
         if float(gp.abs().max()) <= tol * float(abs(scale)):
             it -= 1
             break
         if use_cg:
-            step = _newton_cg_step(q, s, g, gp, scale=float(abs(scale)))
+            step = _newton_cg_step(q, s, g, gp, scale=float(abs(scale)), ridge=2.0 * mu)
         else:
-            step = _newton_cholesky_step(q, s, g, gp, eye)
+            step = _newton_cholesky_step(q, s, g, gp, eye, ridge=2.0 * mu)
         # Cap the step in log space: keeps exp() finite far from the optimum.
         big = float(step.abs().max())
         if big > 3.0:
@@ -126,24 +133,26 @@ def solve_product_one(
             new_s = torch.exp(new_ell)
             new_qs = q @ new_s
             new_h = new_s @ new_qs
-            if float(new_h) <= float(h) + 1e-4 * t * slope:
+            centred = new_ell - new_ell.mean()
+            new_obj = float(new_h) + (mu * float(centred @ centred) if mu else 0.0)
+            if new_obj <= obj + 1e-4 * t * slope:
                 break
             t *= 0.5
         else:
             break  # no decrease possible at working precision: we are at the optimum
-        ell, s, qs, h = new_ell - new_ell.mean(), new_s, new_qs, new_h
+        ell, s, qs, h, obj = centred, new_s, new_qs, new_h, new_obj
         if t * float(step.abs().max()) < 1e-14:
             break
     s = torch.exp(ell - ell.mean())
     return s, it
 
 
-def _newton_cholesky_step(q, s, g, gp, eye):
+def _newton_cholesky_step(q, s, g, gp, eye, ridge: float = 0.0):
     """Newton direction from the dense projected Hessian, Levenberg-damped until Cholesky succeeds."""
     d = q.shape[0]
     # In-place: this is the inner loop, d×d temporaries dominate its cost.
     hp = torch.outer(s, s).mul_(q).mul_(2.0)
-    hp.diagonal().add_(g)
+    hp.diagonal().add_(g + ridge)
     # P H P with P = I - 11ᵀ/d, plus a positive multiple of 11ᵀ/d so that the constrained
     # direction is well posed (the solution of a system whose right side is ⟂ 1 stays ⟂ 1).
     r = hp.mean(dim=1)
@@ -162,14 +171,14 @@ def _newton_cholesky_step(q, s, g, gp, eye):
     return step - step.mean()
 
 
-def _newton_cg_step(q, s, g, gp, max_cg: int = 100, scale: float = 1.0):
+def _newton_cg_step(q, s, g, gp, max_cg: int = 100, scale: float = 1.0, ridge: float = 0.0):
     """Truncated Newton direction (Nocedal & Wright Alg. 7.1) on 1^⊥, Jacobi-preconditioned.
 
     Hessian–vector product 2s∘Q(s∘v) + g∘v (g = 2s∘Qs, the Hessian of the Cholesky path): O(d²), no
     d×d temporary. Stops at negative curvature
     (returning the last positive-curvature iterate, or the preconditioned gradient on the first step).
     """
-    diag = 2.0 * q.diagonal() * s * s + g
+    diag = 2.0 * q.diagonal() * s * s + g + ridge
     diag = torch.where(diag > 0, diag, diag.abs().max())
     dinv = 1.0 / diag
 
@@ -177,7 +186,7 @@ def _newton_cg_step(q, s, g, gp, max_cg: int = 100, scale: float = 1.0):
         return v - v.mean()
 
     def hmul(v):
-        return proj(2.0 * s * (q @ (s * v)) + g * v)
+        return proj(2.0 * s * (q @ (s * v)) + (g + ridge) * v)
 
     x = torch.zeros_like(gp)
     r = -gp
@@ -234,6 +243,7 @@ def flipflop(
     sub_method: str = "auto",
     gram2: torch.Tensor | None = None,
     return_ztz: bool = False,
+    prior: float = 0.0,
 ) -> FlipFlopResult:
     """Mode z* = Diag(s1) Y Diag(s2) of φ on the fiber by alternating the two product-one problems.
 
@@ -249,7 +259,8 @@ def flipflop(
     Shortcuts (same results, fewer operations): when Ψ₁ and Ψ₂ are both diagonal (Ψ = I on the first
     EM iteration) Q̃ is diagonal and each half has a closed form; ``gram2`` = Yᵀ Diag(s1²) Y for the
     given ``s1`` (any scale; e.g. ``gram2`` of the previous call's result) saves the first genes Gram
-    product. ``return_ztz`` also returns z*ᵀz* and its Gram (``gram2`` of the result).
+    product. ``return_ztz`` also returns z*ᵀz* and its Gram (``gram2`` of the result). ``prior``:
+    see :func:`solve_product_one` (no closed form then).
     """
     s1_in = s1
     if warm_start:
@@ -257,7 +268,7 @@ def flipflop(
         # vectors. (The reference compares the two normalisations, forcing a second round.)
         s1 = s1 / torch.exp(torch.log(s1).mean())
         s2 = s2 / torch.exp(torch.log(s2).mean())
-    diagonal = _is_diagonal(psi1) and _is_diagonal(psi2)
+    diagonal = _is_diagonal(psi1) and _is_diagonal(psi2) and not prior
     prev1, prev2 = s1, s2
     steps = 0
     converged = False
@@ -276,7 +287,7 @@ def flipflop(
         if new2 is None:
             new2, n2 = solve_product_one(q_tilde(psi2, psi1, yt, prev1, gram=g2),
                                          torch.log(prev2) if warm_start else None, tol=sub_tol,
-                                         method=sub_method)
+                                         method=sub_method, prior=prior)
         g2 = None
         new1 = n1 = None
         if diagonal:
@@ -288,7 +299,7 @@ def flipflop(
             q1, gram1 = q_tilde(psi1, psi2, y, new2, return_gram=True)
             new1, n1 = solve_product_one(q1,
                                          torch.log(prev1) if warm_start else None, tol=sub_tol,
-                                         method=sub_method)
+                                         method=sub_method, prior=prior)
         steps += n1 + n2
         done = float((new1 - prev1).abs().sum()) < tol and float((new2 - prev2).abs().sum()) < tol
         prev1, prev2 = new1, new2

@@ -38,6 +38,9 @@ class DegenerateSolutionWarning(UserWarning):
 #: ``solver="auto"`` factors the larger axis when it has at least ``LOWRANK_MIN`` entries and at
 #: least ``LOWRANK_RATIO`` times as many as the other (crossover measured in ``docs/medmagma.md``).
 LOWRANK_MIN = 2000
+#: ε of ``scaling_prior="auto"`` on data with zeros (chosen on Baron and scVelo pancreas counts,
+#: ``docs/medmagma.md``).
+AUTO_SCALING_PRIOR = 0.3
 LOWRANK_RATIO = 2.0
 SOLVERS = ("auto", "dense", "lowrank")
 
@@ -148,6 +151,12 @@ class MedMagma(TwoAxisEstimator):
         but the fixed point is the dense one (``docs/medmagma.md``). ``"auto"`` (default): ``"lowrank"``
         when the larger axis has ≥ 2000 entries and ≥ 2× the other, else ``"dense"``; the reference
         mode is dense only. The result says which was used (``solver_``).
+    scaling_prior
+        ε ≥ 0 of a log-normal prior on the fiber mode's scalings: each half of the E-step minimises
+        ``φ + μ‖log s‖²`` with μ = ε·φ/d at the start of the sub-problem. 0 is the published mode, which
+        on data with zeros may not exist (the scalings drift without bound and EM runs to ``max_iter``).
+        ``"auto"`` (default): ``AUTO_SCALING_PRIOR`` (0.3) in fast mode when the input has zeros, else 0
+        (measurements in ``docs/medmagma.md``, "Convergence on count data").
     acceleration
         ``"anderson"``: Anderson mixing of the EM iterates (the fiber mode's log-scalings; changes the
         path, not the fixed point); ``"none"``: plain EM; ``"auto"`` (default): Anderson in fast mode
@@ -186,6 +195,8 @@ class MedMagma(TwoAxisEstimator):
         Details in ``diagnostics_``.
     laplace_weight_ : float
         The Laplace weight used (``"auto"`` resolved).
+    scaling_prior_ : float
+        The scaling prior ε used (``"auto"`` resolved).
     diagnostics_ : dict
     """
 
@@ -206,6 +217,7 @@ class MedMagma(TwoAxisEstimator):
         n_threads: int | None = None,
         solver: str = "auto",
         acceleration: str = "auto",
+        scaling_prior: float | str = "auto",
         verbose: bool = False,
     ) -> None:
         self.mode = mode
@@ -222,6 +234,7 @@ class MedMagma(TwoAxisEstimator):
         self.n_threads = n_threads
         self.solver = solver
         self.acceleration = acceleration
+        self.scaling_prior = scaling_prior
         self.verbose = verbose
 
     def _check_params(self) -> None:
@@ -244,6 +257,10 @@ class MedMagma(TwoAxisEstimator):
                 continue
             if not (isinstance(val, (int, float)) and np.isfinite(val) and val > 0):
                 raise ValueError(f"`{name}` must be a positive number, got {val!r}.")
+        sp_ = self.scaling_prior
+        if not (isinstance(sp_, str) and sp_ == "auto") and (
+                isinstance(sp_, (bool, str)) or not isinstance(sp_, (int, float)) or not np.isfinite(sp_) or sp_ < 0):
+            raise ValueError(f"`scaling_prior` must be 'auto' or a number ≥ 0, got {sp_!r}.")
         if self.regularization is not None and not (np.isfinite(self.regularization) and self.regularization >= 0):
             raise ValueError(f"`regularization` must be None or a number ≥ 0, got {self.regularization!r}.")
 
@@ -270,11 +287,16 @@ class MedMagma(TwoAxisEstimator):
             lap_w = 1.0 if (reference or zero_fraction == 0.0) else 0.0
         else:
             lap_w = float(self.laplace_weight)
+        if isinstance(self.scaling_prior, str):  # "auto": bound the mode where zeros can unbound it
+            prior = AUTO_SCALING_PRIOR if (not reference and zero_fraction > 0.0) else 0.0
+        else:
+            prior = float(self.scaling_prior)
         accelerate = not reference and (self.acceleration == "anderson"
                                         or (self.acceleration == "auto" and lap_w == 0.0))
         return EMSettings(reference=reference, rho=rho, tol=tol, z_scale=z_scale, laplace_weight=lap_w,
                           max_flipflop=max_ff, flipflop_tol=float(self.flipflop_tol), max_iter=int(self.max_iter),
-                          verbose=bool(self.verbose), accelerate=accelerate)
+                          verbose=bool(self.verbose), accelerate=accelerate,
+                          scaling_prior=prior)
 
     def _fit_checked(self, X: Any) -> MedMagma:
         d1, d2 = X.shape
@@ -339,6 +361,7 @@ class MedMagma(TwoAxisEstimator):
         self.fit_seconds_ = time.perf_counter() - t_start
         self.device_ = device
         self.laplace_weight_ = cfg.laplace_weight
+        self.scaling_prior_ = cfg.scaling_prior
         self.zero_fraction_ = zero_fraction
         nonnegative = bool((X.data if not isinstance(X, np.ndarray) else X).min() >= 0)
         self._diagnose(nonnegative, res.neg_stat)
@@ -346,7 +369,7 @@ class MedMagma(TwoAxisEstimator):
     def _fit_info(self) -> dict[str, Any]:
         """What the fit resolved or found, recorded next to its graphs."""
         return {"device": self.device_, "laplace_weight_used": self.laplace_weight_, "degenerate": self.degenerate_,
-                "solver_used": self.solver_}
+                "solver_used": self.solver_, "scaling_prior_used": self.scaling_prior_}
 
     def _diagnose(self, applicable: bool, neg_stat: int = 0) -> None:
         """Flag the degenerate pattern seen on count data (``docs/medmagma.md``, "Diagnostics"):
