@@ -24,7 +24,7 @@ from magmap.scale._store import done_chunks
 distributed = pytest.importorskip("distributed")
 
 FAST = dict(n_neighbors=10, n_epochs=20, n_top_genes=300, hidden_layers=(32, 32, 32), robust=False, verbose=False)
-#: Growth of a worker's peak RSS while it projects 60,000 cells in chunks of 1,000 (measured: 28-29 MB): the
+#: Growth of a worker's peak RSS while it projects 60,000 cells in chunks of 1,000 (measured: 28-31 MB): the
 #: bound a user can plan with, well below the whole matrix (~106 MB as CSR, 480 MB dense float32).
 WORKER_GROWTH_BOUND = 64 * 2**20
 

@@ -341,12 +341,17 @@ print.RobustUMAPModel <- function(x, ...) {
 #' @param fraction,top.genes As in [runRobustUMAP()].
 #' @param name Name of the reducedDim / metadata entry (for reading the model from an object, and
 #'   for storing the projection).
+#' @param block.cells For a `DelayedArray` assay (e.g. HDF5-backed): cells per block. The matrix is
+#'   never realised: blocks of cells are read with DelayedArray's block processing ([DelayedArray::colAutoGrid()],
+#'   [DelayedArray::blockApply()]) and projected one at a time, with the same results as in memory.
+#'   `NULL`: blocks of DelayedArray's automatic block size ([DelayedArray::getAutoBlockSize()]).
 #' @param path File path.
 #' @return `projectRobustUMAP()`: for a SingleCellExperiment, `x` with `reducedDim(x, name)`,
 #'   `colData(x)[[paste0(name, ".certified_radius")]]`, `colData(x)[[paste0(name, ".certified_box")]]`
 #'   and (with `top.genes`) `colData(x)[[paste0(name, ".top_gene")]]` and
 #'   `colData(x)[[paste0(name, ".top_genes")]]`, as [runRobustUMAP()] stores them; otherwise the list
-#'   [calculateRobustUMAP()] returns, without `model`. `saveRobustUMAP()`: the path, invisibly.
+#'   [calculateRobustUMAP()] returns, without `model` (for a `DelayedArray`, with `n.blocks`, the
+#'   number of blocks streamed). `saveRobustUMAP()`: the path, invisibly.
 #'   `loadRobustUMAP()`: a `RobustUMAPModel`.
 #' @examples
 #' if (magmapAvailable()) {
@@ -361,8 +366,9 @@ print.RobustUMAPModel <- function(x, ...) {
 #' @export
 projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_dimred = NULL, transposed = FALSE,
     missing.genes = c("error", "zero"), certify = TRUE, epsilon = NULL, fraction = NULL, top.genes = NULL,
-    name = "RobustUMAP") {
+    name = "RobustUMAP", block.cells = NULL) {
     missing.genes <- match.arg(missing.genes)
+    if (!is.null(block.cells)) block.cells <- .check_count(block.cells, "block.cells")
     if (!is.null(epsilon) && (!is.numeric(epsilon) || length(epsilon) != 1L || is.na(epsilon) || epsilon < 0)) {
         stop("`epsilon` must be a single number >= 0.", call. = FALSE)
     }
@@ -384,20 +390,48 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
             else "the model was trained on coordinates (a dimred): pass `dimred` or a cells x features matrix with transposed = TRUE.",
             call. = FALSE)
     }
+    eps <- if (is.null(epsilon)) NULL else as.double(epsilon)
     if (isTRUE(transposed)) {
         x_py <- .to_py_matrix(.numeric_matrix(feats, "x"))
         names_py <- if (is.null(colnames(feats))) NULL else as.list(colnames(feats))
         cells <- rownames(feats)
+    } else if (is(feats, "DelayedArray")) {
+        names_py <- if (is.null(rownames(feats))) NULL else as.list(rownames(feats))
+        out <- .project_blocks(feats, model, names_py, certify, missing.genes, eps, fraction, top.genes, block.cells)
+        res <- c(.finish_embedding(.umap_outputs(out), colnames(feats)), list(n.blocks = out$n_blocks))
+        return(if (is_sce) .store_cells(x, res, name) else res)
     } else {
         x_py <- .assay_to_py(feats)
         names_py <- if (is.null(rownames(feats))) NULL else as.list(rownames(feats))
         cells <- colnames(feats)
     }
-    out <- .py_call("robust_umap_project", model$bytes, x_py, names_py, isTRUE(certify), missing.genes,
-        if (is.null(epsilon)) NULL else as.double(epsilon), fraction, top.genes)
+    out <- .py_call("robust_umap_project", model$bytes, x_py, names_py, isTRUE(certify), missing.genes, eps,
+        fraction, top.genes)
     res <- .finish_embedding(.umap_outputs(out), cells)
     if (!is_sce) return(res)
     .store_cells(x, res, name)
+}
+
+# Project a genes x cells DelayedArray block by block of cells: each block is read (sparse when the
+# array is), sent to Python and projected there at once; Python keeps only the per-cell results.
+.project_blocks <- function(feats, model, names_py, certify, missing.genes, eps, fraction, top.genes, block.cells) {
+    .r_api()  # starts Python and checks versions
+    blocks <- tryCatch(reticulate::import("magmap.scale._rblocks"), error = function(e) {
+        stop(sprintf("this magmap Python has no block-wise projection (%s); update it with magmap::installMagmapPython().",
+            .python_message(e)), call. = FALSE)
+    })
+    grid <- if (is.null(block.cells)) DelayedArray::colAutoGrid(feats) else DelayedArray::colAutoGrid(feats, ncol = block.cells)
+    proj <- blocks$BlockProjector(model$bytes, isTRUE(certify), missing.genes, eps, fraction, top.genes)
+    add <- function(block) {
+        if (!is.matrix(block)) block <- as(block, "dgCMatrix")  # a sparse block (SparseArraySeed)
+        tryCatch(proj$add(.assay_to_py(block), names_py), error = function(e) {
+            stop(simpleError(.python_message(e), call = quote(projectRobustUMAP())))
+        })
+        NULL
+    }
+    # serially and in order: the blocks are appended in grid order
+    DelayedArray::blockApply(feats, add, grid = grid, as.sparse = NA, BPPARAM = NULL)
+    .from_py(proj$result())
 }
 
 #' @rdname projectRobustUMAP
