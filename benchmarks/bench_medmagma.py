@@ -26,9 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import magmap
+import numpy as np
 from magmap._utils import versions
 from magmap.datasets import synthetic_multiaxis
 from magmap.metrics import edge_average_precision as ap

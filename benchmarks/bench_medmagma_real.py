@@ -112,9 +112,8 @@ def evaluate(precision, labels: np.ndarray) -> dict:
     """Best AMI over the (k, resolution) sweep and best assortativity over k (unweighted graphs)."""
     import igraph as ig
     import leidenalg
-    from sklearn.metrics import adjusted_mutual_info_score
-
     from magmap.metrics import assortativity, topk_graph
+    from sklearn.metrics import adjusted_mutual_info_score
 
     best = {"ami": -np.inf}
     assort = {"nominal": -np.inf, "scalar_codes": -np.inf}

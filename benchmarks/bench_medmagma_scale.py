@@ -72,9 +72,8 @@ def pancreas_cells(n_cells: int, n_genes: int) -> tuple[sp.csr_matrix, np.ndarra
 
 def worker(args) -> None:
     """One fit; prints a JSON line (and saves the cell graph for the agreement check)."""
-    import torch
-
     import magmap
+    import torch
 
     X, labels = pancreas_cells(args.n, args.genes)
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -196,7 +195,6 @@ def main(argv=None) -> None:
         return
 
     import torch
-
     from magmap._utils import versions
 
     load_before = os.getloadavg()

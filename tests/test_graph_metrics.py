@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from magmap.metrics import assortativity, best_leiden_ami, edge_average_precision, edge_precision_recall, topk_graph
 from sklearn.metrics import average_precision_score
-
-from magmap.metrics import (assortativity, best_leiden_ami, edge_average_precision, edge_precision_recall,
-                            topk_graph)
 
 
 def _sym(a):

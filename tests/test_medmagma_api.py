@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import warnings
 
+import magmap
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-import magmap
 from magmap.medmagma import gene_mask, learn_graphs
 
 

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest_medmagma import random_pd
-
-from magmap.medmagma.estep import (_laplace_dense, flipflop, laplace_correction, q_tilde,
-                                   solve_product_one)
+from magmap.medmagma.estep import _laplace_dense, flipflop, laplace_correction, q_tilde, solve_product_one
 
 T = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
 

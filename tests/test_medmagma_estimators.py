@@ -2,15 +2,13 @@
 the reference packages, measured on this draw), parity mode, determinism, sparse input, graphs, bad input."""
 from __future__ import annotations
 
+import magmap
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-from sklearn.exceptions import NotFittedError
-
-import magmap
 from magmap.datasets import synthetic_multiaxis
 from magmap.metrics import edge_average_precision as ap
+from sklearn.exceptions import NotFittedError
 
 # Edge AP (cells, genes) of the reference packages on synthetic_multiaxis(100, 100, noise_strength=0.5,
 # random_state=0), from benchmarks/results/medmagma_reference.json (bench_medmagma_reference.py: MED-MAGMA

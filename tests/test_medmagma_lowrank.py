@@ -6,11 +6,10 @@ paths must give the same precisions, graphs and AP up to solver round-off.
 """
 from __future__ import annotations
 
+import magmap
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-import magmap
 from magmap.datasets import synthetic_multiaxis
 from magmap.medmagma import LowRankPrecision, learn_graphs
 from magmap.medmagma.estimators import choose_solver, memory_needed

@@ -3,11 +3,9 @@ over full Ψ matrices at tiny size; the reference kernel's clip/cap behaviour.""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
-from scipy.optimize import minimize
-
 from magmap.medmagma.mstep import gmgm_objective, mstep_newton, mstep_reference
+from scipy.optimize import minimize
 
 T = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import warnings
 
+import magmap
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import brentq
-
-import magmap
 from magmap.medmagma.estep import solve_product_one
 from magmap.medmagma.estimators import AUTO_SCALING_PRIOR
+from scipy.optimize import brentq
 
 
 def test_prior_bounds_a_problem_without_minimiser():

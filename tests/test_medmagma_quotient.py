@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from conftest_medmagma import positive_matrix, with_zeros
-
 from magmap.medmagma import log_quotient, quotient
 
 

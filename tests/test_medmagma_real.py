@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import warnings
 
+import magmap
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-import magmap
 from magmap.medmagma import DegenerateSolutionWarning, precision_graph
 
 

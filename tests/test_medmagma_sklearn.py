@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import pickle
 
+import magmap
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
-
-import magmap
 
 _TWO_FEATURES = "scikit-learn draws 2-feature data here; a two-axis model needs at least 3 genes"
 _MESSAGES = "our message names cells/genes and the fix instead of scikit-learn's wording"

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import anndata as ad
+import magmap
 import numpy as np
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
-
-import magmap
 from magmap.datasets import synthetic_multiaxis
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from .._utils import progress
-from ._backend import DTYPE, eigh
 from ._accel import Anderson
+from ._backend import DTYPE, eigh
 from ._em import EMResult, EMSettings, Stopper, mix_scalings, solve_mstep
 from .estep import _solve_diagonal, solve_product_one
 

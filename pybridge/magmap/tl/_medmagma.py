@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from .._keys import GMGM_KEY, MEDMAGMA_KEY, connectivities_key, distances_key, genes_used_key, input_key
 from .._validation import matrix_from_adata
