@@ -188,7 +188,7 @@ def project(model: Any, data: Any, out: str | Path, *, layer: str | None = None,
     done = done_chunks(out)
     todo = [i for i in range(lazy.n_chunks) if i not in done]
     spec = {"out": str(out), "model_sha256": sha, "chunk_rows": int(chunk_rows), "keep": keep,
-            "keep_names": keep_names, "missing_genes": missing_genes, "certify": bool(certify),
+            "keep_names": keep_names, "keep_is_all": keep is not None and np.array_equal(keep, np.arange(lazy.X.shape[1])), "missing_genes": missing_genes, "certify": bool(certify),
             "epsilon": settings["epsilon"], "fraction": settings["fraction"], "rtol": settings["rtol"],
             "method": settings["method"], "top_genes": top_genes, "genes": list(m.genes_),
             "inner_rows": INNER_ROWS, "certify_rows": CERTIFY_ROWS}

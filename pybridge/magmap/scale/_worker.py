@@ -90,7 +90,8 @@ def _query(block: Any, spec: dict[str, Any]) -> Any:
     import anndata as ad
     import pandas as pd
 
-    sub = block[:, keep]
+    # every column a model gene, in order: no copy
+    sub = block if keep.size == block.shape[1] and spec["keep_is_all"] else block[:, keep]
     return ad.AnnData(sub, var=pd.DataFrame(index=pd.Index(spec["keep_names"], dtype=object)))
 
 
