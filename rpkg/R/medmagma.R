@@ -177,7 +177,10 @@ setMethod("calculateGmGM", "SummarizedExperiment", function(x, ..., assay.type =
 
 .store_graphs_seurat <- function(x, res, name, assay.type) {
     assay <- SeuratObject::DefaultAssay(x)
-    graph <- SeuratObject::as.Graph(res$cells)
+    cells <- res$cells
+    # a Seurat Graph needs cell names; graphs computed elsewhere may come without them
+    if (is.null(rownames(cells))) dimnames(cells) <- list(colnames(x), colnames(x))
+    graph <- SeuratObject::as.Graph(cells)
     SeuratObject::DefaultAssay(graph) <- assay
     x@graphs[[paste0(assay, "_", name)]] <- graph
     SeuratObject::Misc(x, slot = paste0(name, "_gene_graph")) <- res$genes

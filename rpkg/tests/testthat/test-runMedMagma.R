@@ -92,6 +92,13 @@ test_that("runMedMagma works on a Seurat object", {
     expect_s4_class(seu@graphs[["RNA_MedMagma"]], "Graph")
     expect_equal(dim(SeuratObject::Misc(seu, "MedMagma_gene_graph")), c(nrow(sce), nrow(sce)))
     expect_identical(SeuratObject::Misc(seu, "MedMagma_params")$seed, 2L)
+    # a result without cell names (as other callers of the store step produce) is named from the object
+    res <- calculateMedMagma(counts, subset.row = 1:30, k = 5, seed = 2, max.iter = 10)
+    unnamed <- res
+    dimnames(unnamed$cells) <- NULL
+    stored <- magmap:::.store_graphs_seurat(seu, unnamed, "Unnamed", NULL)
+    expect_identical(rownames(stored@graphs[["RNA_Unnamed"]]), colnames(seu))
+    expect_equal(unname(as.matrix(stored@graphs[["RNA_Unnamed"]])), unname(as.matrix(res$cells)))
 })
 
 test_that("bad input gives errors naming the argument", {
