@@ -96,8 +96,6 @@ def main() -> None:
     import anndata as ad
     import torch
     from distributed import Client, LocalCluster
-
-    import magmap
     from magmap import RobustUMAP, scale
     from magmap._utils import versions
     from magmap.scale._worker import current_rss, peak_rss, reset_peak_rss

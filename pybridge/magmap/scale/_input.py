@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["LazyInput", "open_input", "DEFAULT_CHUNK_ROWS"]
+__all__ = ["DEFAULT_CHUNK_ROWS", "LazyInput", "open_input"]
 
 #: Cells per task: large enough that per-task overhead is small, small enough that one chunk of a
 #: 30,000-gene CSR matrix and its model inputs stay in the tens of MB.

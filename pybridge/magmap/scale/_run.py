@@ -15,12 +15,12 @@ import numpy as np
 from .._utils import progress, versions
 from .._validation import check_choice, check_positive_int
 from ._input import DEFAULT_CHUNK_ROWS, LazyInput, open_input
-from ._store import done_chunks, prepare_store, read_markers
+from ._store import done_chunks, prepare_store
 from ._worker import model_sha256, run_chunk
 
 logger = logging.getLogger("magmap")
 
-__all__ = ["project", "ProjectionRun", "active_client"]
+__all__ = ["ProjectionRun", "active_client", "project"]
 
 #: Rows per call of the model's own kernels inside a task (transform, gene impact) and per CROWN batch.
 INNER_ROWS = 4096

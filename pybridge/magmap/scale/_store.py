@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT", "prepare_store", "done_chunks", "write_marker", "read_markers", "open_projection"]
+__all__ = ["FORMAT", "done_chunks", "open_projection", "prepare_store", "read_markers", "write_marker"]
 
 FORMAT = "magmap.projection"
 FORMAT_VERSION = 1

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["model_sha256", "cached_model", "run_chunk", "peak_rss", "current_rss", "reset_peak_rss"]
+__all__ = ["cached_model", "current_rss", "model_sha256", "peak_rss", "reset_peak_rss", "run_chunk"]
 
 _MODELS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -40,28 +40,32 @@ def cached_model(blob: bytes, sha: str) -> Any:
     return model
 
 
-def peak_rss() -> int:
-    """Peak resident memory of this process (bytes) since it started or since :func:`reset_peak_rss`."""
-    try:  # Linux: VmHWM honours reset_peak_rss
+def _proc_status(field: str) -> int | None:
+    """A memory field of ``/proc/self/status`` in bytes (``None`` off Linux)."""
+    try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss() -> int:
+    """Peak resident memory of this process (bytes) since it started or since :func:`reset_peak_rss`."""
+    peak = _proc_status("VmHWM")  # Linux: honours reset_peak_rss
+    if peak is not None:
+        return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def current_rss() -> int:
     """Resident memory of this process now (bytes; Linux ``/proc``, else psutil)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    rss = _proc_status("VmRSS")
+    if rss is not None:
+        return rss
     import psutil
 
     return int(psutil.Process().memory_info().rss)
