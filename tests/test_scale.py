@@ -277,3 +277,12 @@ def test_cli_bad_input_exits_with_message(model, tmp_path, capsys):
     with pytest.raises(SystemExit, match="--workers must be ≥ 1"):
         cli_main(["-q", "project", str(tmp_path / "m.magmap"), str(tmp_path / "missing.h5ad"), "--out",
                   str(tmp_path / "o.zarr"), "--workers", "0"])
+
+
+def test_default_chunks_are_smaller_with_certificates(model, atlas, tmp_path):
+    _, q = atlas
+    sub = q[:20].copy()
+    scale.project(model, sub, tmp_path / "p.zarr", client=None, verbose=False)
+    scale.project(model, sub, tmp_path / "c.zarr", certify=True, client=None, verbose=False)
+    assert scale.open_projection(tmp_path / "p.zarr")["attrs"]["chunk_rows"] == scale.DEFAULT_CHUNK_ROWS == 16384
+    assert scale.open_projection(tmp_path / "c.zarr")["attrs"]["chunk_rows"] == 2048

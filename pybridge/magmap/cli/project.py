@@ -24,7 +24,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--layer", default=None, help="layer holding the counts (default: X)")
     p.add_argument("--missing-genes", choices=("error", "zero"), default="error",
                    help="model genes absent from INPUT: fail (default) or treat as zero counts")
-    p.add_argument("--chunk-rows", type=int, default=None, help="cells per task (default 16384)")
+    p.add_argument("--chunk-rows", type=int, default=None, help="cells per task (default 16384; 2048 with --certify)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="dask.distributed scheduler address (e.g. tcp://host:8786); default: threads here")
@@ -53,14 +53,14 @@ def _client(stack: ExitStack, args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``magmap project`` and return its summary (also printed as JSON by the caller)."""
-    from ..scale import DEFAULT_CHUNK_ROWS, project
+    from ..scale import project
 
     with ExitStack() as stack:
         client = _client(stack, args)
         try:
             res = project(args.model, args.input, args.out, layer=args.layer, certify=args.certify,
                           epsilon=args.epsilon, fraction=args.fraction, top_genes=args.top_genes,
-                          missing_genes=args.missing_genes, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+                          missing_genes=args.missing_genes, chunk_rows=args.chunk_rows,
                           client=client, n_threads=args.threads, overwrite=args.overwrite, verbose=not args.quiet)
         except (ValueError, KeyError, OSError) as err:  # bad input: the message names the argument and the fix
             raise SystemExit(f"error: {err.args[0] if isinstance(err, KeyError) else err}") from err

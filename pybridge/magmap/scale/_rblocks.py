@@ -5,6 +5,8 @@ of ``magmap.r_api.robust_umap_project`` (the in-memory path). Arguments and resu
 codec (:mod:`magmap._rcodec`)."""
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any
 
@@ -13,6 +15,29 @@ import numpy as np
 from .._rcodec import decode, encode
 
 __all__ = ["BlockProjector"]
+
+
+@contextmanager
+def _warn_once(projector: "BlockProjector"):
+    """Let each distinct magmap warning (e.g. missing genes filled with zeros) through once per projection,
+    not once per block and method."""
+    seen = projector.warned
+
+    def once(record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        msg = record.getMessage()
+        if msg in seen:
+            return False
+        seen.add(msg)
+        return True
+
+    log = logging.getLogger("magmap")
+    log.addFilter(once)
+    try:
+        yield
+    finally:
+        log.removeFilter(once)
 
 
 class BlockProjector:
@@ -42,6 +67,7 @@ class BlockProjector:
         self.tops: list[Any] = []
         self.n_blocks = 0
         self.n_cells = 0
+        self.warned: set[str] = set()
 
     def add(self, x: Any, feature_names: Any = None) -> int:
         """Project one block (a genes × cells matrix from R, genes named by ``feature_names``); returns the
@@ -53,15 +79,16 @@ class BlockProjector:
         names = decode(feature_names)
         q = X if names is None else ad.AnnData(X=X, var=pd.DataFrame(index=[str(n) for n in names]))
         m, mg = self.model, self.missing_genes
-        self.embedding.append(m.transform(q, missing_genes=mg))
-        if self.certify:
-            self.certificates.append(m.certify(q, self.epsilon, fraction=self.fraction, missing_genes=mg))
-        if self.top_genes is not None:
-            top = m.cell_gene_impact(q, n_top=self.top_genes, missing_genes=mg)
-            k = int(top["rank"].max()) if len(top) else 0
-            # cells as 1-based positions over all blocks: R puts its own cell names back
-            top["cell"] = np.repeat(np.arange(self.n_cells + 1, self.n_cells + X.shape[0] + 1, dtype=np.int64), k)
-            self.tops.append(top)
+        with _warn_once(self):
+            self.embedding.append(m.transform(q, missing_genes=mg))
+            if self.certify:
+                self.certificates.append(m.certify(q, self.epsilon, fraction=self.fraction, missing_genes=mg))
+            if self.top_genes is not None:
+                top = m.cell_gene_impact(q, n_top=self.top_genes, missing_genes=mg)
+                k = int(top["rank"].max()) if len(top) else 0
+                # cells as 1-based positions over all blocks: R puts its own cell names back
+                top["cell"] = np.repeat(np.arange(self.n_cells + 1, self.n_cells + X.shape[0] + 1, dtype=np.int64), k)
+                self.tops.append(top)
         self.n_blocks += 1
         self.n_cells += X.shape[0]
         return self.n_cells

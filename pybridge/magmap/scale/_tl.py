@@ -11,7 +11,6 @@ import pandas as pd
 
 from .._keys import (ROBUST_UMAP_KEY, box_corner_keys, certified_box_key, certified_radius_key, embedding_key,
                      top_gene_key)
-from ._input import DEFAULT_CHUNK_ROWS
 from ._run import _model_blob, project
 from ._store import open_projection
 
@@ -22,7 +21,7 @@ def robust_umap_transform(adata: Any, *, out: str | Path, model: Any = None, ref
                           reference_key: str = ROBUST_UMAP_KEY, layer: str | None = None,
                           missing_genes: str = "error", certify: bool = True, epsilon: float | None = None,
                           fraction: float | None = None, top_genes: int | None = None,
-                          chunk_rows: int = DEFAULT_CHUNK_ROWS, client: Any = "auto", overwrite: bool = False,
+                          chunk_rows: int | None = None, client: Any = "auto", overwrite: bool = False,
                           key_added: str = ROBUST_UMAP_KEY, verbose: bool = False) -> None:
     """:func:`magmap.tl.robust_umap_transform` for AnnData too large for memory (e.g. from
     ``anndata.experimental.read_lazy``, whose ``X`` is a dask array): runs :func:`magmap.scale.project`
