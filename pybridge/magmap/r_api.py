@@ -256,3 +256,81 @@ def robust_umap_manifest(model: Any) -> dict[str, Any]:
 
     manifest, _ = unpack_model(bytes(model))
     return json.dumps(manifest)
+
+
+# ---- the main job (magmapReport) ---------------------------------------------------------------
+
+
+def run_report(x: Any, gene_names: Any, cell_names: Any, labels: Any = None, label: Any = None, out: str = "",
+               seed: int = 0, max_cells: int = 1000, robin_repeats: int = 10, overwrite: bool = False,
+               options: Any = None) -> dict[str, Any]:
+    """:func:`magmap.pipeline.run` on a genes × cells count matrix from R; returns what R stores in its object.
+
+    ``labels`` (one string per cell) become ``obs[label]``; ``options`` holds further
+    :class:`~magmap.pipeline.RunSettings` fields. Returns ``cells_used`` (1-based positions of the cells
+    analysed), per network ``medmagma``/``gmgm`` (``cells``, ``genes`` over all genes, ``genes_used``,
+    ``params``, ``clusters``), ``modules`` (per gene, ``None`` outside the network), ``module_share``
+    (cells × modules), ``gene_impact``, the RobustUMAP results as :func:`robust_umap` returns them,
+    ``robustness`` (``cells``/``genes``: :meth:`RobinResult.to_dict`) and ``summary_json``.
+    """
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from ._keys import GMGM_KEY, MEDMAGMA_KEY, ROBUST_UMAP_KEY, box_corner_keys, certified_box_key, \
+        certified_radius_key, connectivities_key, embedding_key, genes_used_key, top_genes_key
+    from .pipeline import RunSettings, run
+    from .pipeline._run import ROBUSTNESS_KEY
+    from .pipeline._steps import CLUSTER_SUFFIX, GENE_IMPACT_KEY, MODULE_KEY, MODULE_SHARE_KEY
+    from .umap.io import unpack_model
+
+    cells = [str(c) for c in decode(cell_names)]
+    obs = pd.DataFrame(index=pd.Index(cells))
+    obs["magmap_position"] = np.arange(1, len(cells) + 1)
+    if labels is not None:
+        obs[str(label)] = [str(v) for v in decode(labels)]
+    adata = ad.AnnData(X=decode(x), obs=obs, var=pd.DataFrame(index=[str(g) for g in decode(gene_names)]))
+    settings = RunSettings(seed=int(seed), max_cells=int(max_cells), robin_repeats=int(robin_repeats),
+                           **(decode(options) or {}))
+    summary = run(adata, out=out, label=None if labels is None else str(label), settings=settings,
+                  overwrite=bool(overwrite), command="magmapReport() in R")
+    res = ad.read_h5ad(f"{out}/results.h5ad")
+
+    def graphs(key: str) -> dict[str, Any]:
+        params = json.loads(json.dumps(res.uns[key]["params"], default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+        return {"cells": res.obsp[connectivities_key(key)], "genes": res.varp[connectivities_key(key)],
+                "genes_used": res.var[genes_used_key(key)].to_numpy(dtype=bool), "params": params,
+                "clusters": res.obs[key + CLUSTER_SUFFIX]}
+
+    top = res.obsm[top_genes_key(ROBUST_UMAP_KEY)]
+    k = sum(c.startswith("gene_") for c in top.columns)
+    tidy = pd.DataFrame({"cell": np.repeat(np.arange(1, res.n_obs + 1, dtype=np.int64), k),
+                         "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), res.n_obs),
+                         "gene": top[[f"gene_{r}" for r in range(1, k + 1)]].to_numpy(dtype=object).ravel(),
+                         "impact": top[[f"impact_{r}" for r in range(1, k + 1)]].to_numpy(dtype=np.float64).ravel()})
+    lower, upper = box_corner_keys(ROBUST_UMAP_KEY)
+    blob = bytes(np.asarray(res.uns[ROBUST_UMAP_KEY]["model"], dtype=np.uint8).tobytes())
+    cert = {k2: (float(v) if isinstance(v, (int, float, np.number)) else str(v))
+            for k2, v in res.uns[ROBUST_UMAP_KEY].get("certificate", {}).items()}
+    robustness = {name: json.loads(json.dumps(summary["robustness"][name])) for name in ("cells", "genes")}
+    stored = res.uns[ROBUSTNESS_KEY]
+    for name in ("cells", "genes"):  # full curves for R's magmapRobin objects
+        robustness[name].update(curve_real=np.asarray(stored[name]["curve_real"], dtype=np.float64),
+                                curve_null=np.asarray(stored[name]["curve_null"], dtype=np.float64))
+    return encode({
+        "cells_used": res.obs["magmap_position"].to_numpy(dtype=np.int64),
+        "medmagma": graphs(MEDMAGMA_KEY), "gmgm": graphs(GMGM_KEY),
+        "network_genes": res.var["magmap_network_gene"].to_numpy(dtype=bool),
+        "modules": res.var[MODULE_KEY],
+        "module_share": res.obsm[MODULE_SHARE_KEY].to_numpy(dtype=np.float64),
+        "module_names": list(res.obsm[MODULE_SHARE_KEY].columns),
+        "gene_impact": res.var[GENE_IMPACT_KEY].to_numpy(dtype=np.float64),
+        "embedding": np.asarray(res.obsm[embedding_key(ROBUST_UMAP_KEY)], dtype=np.float64),
+        "certified_radius": res.obs[certified_radius_key(ROBUST_UMAP_KEY)].to_numpy(dtype=np.float64),
+        "certified_box": res.obs[certified_box_key(ROBUST_UMAP_KEY)].to_numpy(dtype=np.float64),
+        "box_lower": np.asarray(res.obsm[lower], dtype=np.float64),
+        "box_upper": np.asarray(res.obsm[upper], dtype=np.float64),
+        "certificate": cert, "top_genes": tidy,
+        "model": bytearray(blob), "manifest_json": json.dumps(unpack_model(blob)[0]),
+        "robustness": robustness, "summary_json": json.dumps(summary),
+    })
