@@ -260,9 +260,9 @@ def test_robust_phase_raises_certified_radius(fitted, data):
     phase1.encoder_, phase1.embedding_ = fitted.encoder_phase1_, fitted.embedding_phase1_
     r0 = np.median(phase1.certified_radius(X))
     r1 = np.median(fitted.certified_radius(X))
-    # trained at 3x the phase-1 median radius for 40 steps; measured x1.38-1.45 over seeds 0-3 on this tiny fit
+    # trained at 3x the phase-1 median radius for 40 steps; measured x1.26-1.40 over seeds 0-3 and two BLAS kernels
     assert fitted.robust_epsilon_ == pytest.approx(3.0 * fitted.phase1_radius_)
-    assert r1 > 1.3 * r0
+    assert r1 > 1.15 * r0
     rob = fitted.history_["robust"]
     assert len({round(h["loss"], 6) for h in rob}) > len(rob) // 2  # the reported loss moves
     assert rob[0]["epsilon"] < rob[-1]["epsilon"] == pytest.approx(fitted.robust_epsilon_)

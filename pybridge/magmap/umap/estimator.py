@@ -41,7 +41,8 @@ __all__ = ["RobustUMAP", "Certificate", "BOUND_METHODS"]
 
 #: Defaults measured in docs/robust_umap.md: phase-1 epochs up to 10,000 cells (200 beyond, as umap-learn
 #: halves its own budget there), robust-phase steps, the robust phase's training radius as a multiple of
-#: the phase-1 network's median certified radius, and cells per robust step for the UMAP/reconstruction terms.
+#: the phase-1 network's median certified radius, cells per robust step for the UMAP/reconstruction terms,
+#: and the weight of the reconstruction term ‖z − ẑ‖².
 _DEFAULT_EPOCHS = 300
 _DEFAULT_EPOCHS_LARGE = 200
 _DEFAULT_ROBUST_EPOCHS = 120
@@ -49,6 +50,7 @@ _RADIUS_GAIN = 3.0
 _ROBUST_BATCH_FACTOR = 4
 _RADIUS_SAMPLE = 64
 _ROBUST_LR_FACTOR = 1.0 / 3.0
+_RECON_WEIGHT = 3.0
 
 
 class RobustUMAP(TransformerMixin, BaseEstimator):
@@ -60,7 +62,7 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
     embedding computed as umap-learn's SGD does and back-propagated into the network (Adam). With
     ``n_pcs`` the kNN graph is built on the principal components of the model input and the first layer
     is trained on them (a fixed projection), then folded back into one ``Linear`` on the genes.
-    **Robust phase** (``robust``): the same UMAP gradient, ``‖z − ẑ‖²`` to the frozen phase-1 embedding ẑ
+    **Robust phase** (``robust``): the same UMAP gradient, ``3‖z − ẑ‖²`` to the frozen phase-1 embedding ẑ
     and a hinge on each cell's certified output box (L∞ ball of radius ``robust_epsilon`` around its
     model input): ``robust_weight · mean(max(0, box diagonal / D − 0.05))`` with D the phase-1
     embedding's bounding-box diagonal, on random cell batches.
@@ -323,7 +325,7 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
                 diagonal=diagonal, bounds=hidden_interval_bounds if self.robust_bound_method == "crown-ibp-hidden"
                 else functools.partial(output_bounds, method=self.robust_bound_method),
                 cells=_ROBUST_BATCH_FACTOR * int(self.robust_cells), bound_cells=int(self.robust_cells),
-                recon_weight=1.0, learning_rate=float(self.learning_rate) * _ROBUST_LR_FACTOR, **common)
+                recon_weight=_RECON_WEIGHT, learning_rate=float(self.learning_rate) * _ROBUST_LR_FACTOR, **common)
             t2 = time.perf_counter() - t2
         self.robust_epochs_ = r_epochs
         net.eval()
