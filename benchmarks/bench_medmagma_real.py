@@ -108,7 +108,7 @@ def preprocess(raw: np.ndarray) -> tuple[np.ndarray, dict]:
     return counts, {"sparsity_cut": best_p, "cells_kept": cells, "n_hvg": int(hvg.sum())}
 
 
-def evaluate(precision, labels: np.ndarray) -> dict:
+def evaluate(precision, labels: np.ndarray, resolutions: np.ndarray = RESOLUTIONS) -> dict:
     """Best AMI over the (k, resolution) sweep and best assortativity over k (unweighted graphs)."""
     import igraph as ig
     import leidenalg
@@ -123,7 +123,7 @@ def evaluate(precision, labels: np.ndarray) -> dict:
         graph = topk_graph(precision, k, weighted=False)
         coo = sp.triu(graph, k=1).tocoo()
         g = ig.Graph(n=graph.shape[0], edges=list(zip(coo.row.tolist(), coo.col.tolist())))
-        for res in RESOLUTIONS:
+        for res in resolutions:
             part = leidenalg.find_partition(g, leidenalg.RBConfigurationVertexPartition, resolution_parameter=float(res),
                                             n_iterations=2, seed=0)
             ami = adjusted_mutual_info_score(labels, part.membership)
@@ -139,14 +139,51 @@ def evaluate(precision, labels: np.ndarray) -> dict:
             "best_assortativity_scalar_codes": assort["scalar_codes"]}
 
 
-def fits(counts: np.ndarray, skeptic: bool):
+def fits(counts: np.ndarray, skeptic: bool, single_axis: bool = False):
+    """(name, fit thunk) per method on App. F counts; single-axis is the paper's ``pinv(counts countsᵀ, 1e-7)``."""
     import magmap
 
     out = [("MedMagma", lambda: magmap.MedMagma(random_state=0).fit(counts)),
            ("GmGM", lambda: magmap.GmGM().fit(np.log1p(counts)))]
     if skeptic:
         out.append(("GmGM_skeptic", lambda: magmap.GmGM(skeptic=True).fit(np.log1p(counts))))
+    if single_axis:
+        out.append(("single_axis", lambda: magmap.SingleAxis(rcond=1e-7).fit(counts)))
     return out
+
+
+def prepared(name: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(App. F counts, labels, description) of a dataset, cells left without counts dropped."""
+    raw, labels = linear_expression(name)
+    counts, info = preprocess(raw)
+    cells = info.pop("cells_kept")
+    counts, lab = counts[cells], labels[cells]
+    return counts, lab, {"dataset": name, "n_cells": int(counts.shape[0]), "n_genes": int(counts.shape[1]),
+                         "zero_fraction": float((counts == 0).mean()), "n_labels": len(set(lab)), **info}
+
+
+def run_dataset(name: str, *, skeptic: bool, single_axis: bool = False,
+                resolutions: np.ndarray = RESOLUTIONS) -> list[dict]:
+    """Load, preprocess (App. F), fit every method and evaluate it: one result row per method."""
+    counts, lab, base = prepared(name)
+    rows = []
+    for method, fit in fits(counts, skeptic, single_axis):
+        t0, c0 = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = fit()
+        row = dict(base, method=method, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                   n_iter=int(model.n_iter_), converged=bool(model.converged_))
+        if hasattr(model, "diagnostics_"):
+            row.update(degenerate=model.degenerate_, laplace_weight=model.laplace_weight_,
+                       solver=model.solver_, diagnostics=model.diagnostics_)
+        t1 = time.perf_counter()
+        row.update(evaluate(model.cell_precision_, lab, resolutions))
+        row["evaluation_seconds"] = time.perf_counter() - t1
+        rows.append(row)
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
+                          if k != "diagnostics"}), flush=True)
+    return rows
 
 
 def main(argv=None) -> None:
@@ -158,30 +195,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     load_before = os.getloadavg()
-    rows = []
-    for name in args.datasets:
-        raw, labels = linear_expression(name)
-        counts, info = preprocess(raw)
-        cells = info.pop("cells_kept")
-        counts, lab = counts[cells], labels[cells]
-        base = {"dataset": name, "n_cells": int(counts.shape[0]), "n_genes": int(counts.shape[1]),
-                "zero_fraction": float((counts == 0).mean()), "n_labels": int(len(set(lab))), **info}
-        for method, fit in fits(counts, args.skeptic):
-            t0, c0 = time.perf_counter(), time.process_time()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = fit()
-            row = dict(base, method=method, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
-                       n_iter=int(model.n_iter_), converged=bool(model.converged_))
-            if hasattr(model, "diagnostics_"):
-                row.update(degenerate=model.degenerate_, laplace_weight=model.laplace_weight_,
-                           solver=model.solver_, diagnostics=model.diagnostics_)
-            t1 = time.perf_counter()
-            row.update(evaluate(model.cell_precision_, lab))
-            row["evaluation_seconds"] = time.perf_counter() - t1
-            rows.append(row)
-            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
-                              if k != "diagnostics"}), flush=True)
+    rows = [row for name in args.datasets for row in run_dataset(name, skeptic=args.skeptic)]
     summary = {}
     for name in args.datasets:
         by = {r["method"]: r for r in rows if r["dataset"] == name}
