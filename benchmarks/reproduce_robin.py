@@ -14,6 +14,9 @@ Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reproduce_robin.py [--runs 10] [--own-runs 3] [--dataset ...]
 
+On 2 shared cores the default takes about 10 minutes, nearly all of it the MedMagma fit on 3,696 cells;
+``--dataset pancreas_velo`` (the 739-cell subset) takes under a minute.
+
 Writes ``benchmarks/results/reproduce_robin.json`` and a PNG of the robustness curves (mean VI of the
 perturbed against the unperturbed partition, real graph and null model, per perturbation level).
 """
