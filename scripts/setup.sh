@@ -20,8 +20,8 @@ R_DEBS=(r-base-core r-base-dev r-bioc-singlecellexperiment r-bioc-scuttle r-bioc
         r-cran-reticulate r-cran-igraph r-cran-seurat r-cran-matrix r-cran-testthat r-cran-roxygen2
         r-cran-knitr r-cran-rmarkdown r-bioc-biocstyle pandoc r-cran-jsonlite r-cran-ggplot2
         r-cran-withr r-bioc-biocparallel)
-# headless Chromium renders the HTML report in its tests
-OTHER_DEBS=(chromium)
+# headless Chromium renders the HTML report in its tests; Debian's Python makes the virtual environment
+OTHER_DEBS=(chromium python3-venv python3-dev)
 # Debian's R links the reference BLAS/LAPACK by default; OpenBLAS (pthreads build) becomes R's BLAS and
 # LAPACK through update-alternatives (priority 100 vs 10). Installed only while no optimised BLAS is there.
 OPT_BLAS=libopenblas0-pthread
@@ -63,7 +63,10 @@ if [[ "${MAGMAP_SKIP_APT:-0}" != 1 ]]; then
 fi
 
 # --- 2. Python virtual environment --------------------------------------------------------------
-PY=${PYTHON:-python3}
+# Debian's Python by default, not whichever python3 comes first on PATH: a Python built with a shared
+# libpython and a RUNPATH (pyenv) loads Debian's libpython instead of its own in any child process once
+# R, embedded through rpy2, has put /usr/lib/<arch> on LD_LIBRARY_PATH (dask workers then fail on _ssl)
+if [[ -n ${PYTHON:-} ]]; then PY=$PYTHON; elif [[ -x /usr/bin/python3 ]]; then PY=/usr/bin/python3; else PY=python3; fi
 if [[ ! -x .venv/bin/python ]]; then
   log "creating .venv with $($PY --version)"
   $PY -m venv .venv
