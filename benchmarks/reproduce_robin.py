@@ -8,7 +8,8 @@ modularity, VI, independent perturbations, 10 repeats per level 5…60 %, then `
    median dataset, 185 nodes each), next to the paper's 108 / 59 and to R robin's 10 reference runs.
 2. **magmap's own networks** on a pancreas dataset (default ``pancreas_supercell``: scVelo pancreas,
    3,696 cells): App. F preprocessing, ``MedMagma(random_state=0)``, unweighted top-10 graphs of
-   ``|Ψ_cells|`` and ``|Ψ_genes|`` (diagonal excluded; the paper's §4.3 uses top-10 cell and gene graphs).
+   ``|Ψ_cells|`` and ``|Ψ_genes|`` (diagonal excluded; the paper's §4.3 uses top-10 cell and gene graphs),
+   and the same for ``GmGM()`` on ``log1p`` counts (the baseline a user would otherwise run).
 
 Usage::
 
@@ -37,7 +38,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
-from bench_medmagma_real import DATASETS, prepared
+from bench_medmagma_real import DATASETS, fits, prepared
 from bench_robustness import (
     PAPER,
     REFERENCE_RANGE,
@@ -71,23 +72,25 @@ def _summary(runs: list, seconds: float, graph) -> dict:
 
 
 def _own_graphs(dataset: str) -> tuple[dict, dict]:
+    """Top-K cell and gene graphs of MedMagma (counts) and GmGM (log1p, the baseline) on App. F counts."""
     import igraph as ig
-    import magmap
     import scipy.sparse as sp
     from magmap.metrics import topk_graph
 
     counts, _labels, info = prepared(dataset)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = magmap.MedMagma(random_state=0).fit(counts)
-    info.update(fit_seconds=round(time.perf_counter() - t0, 2), n_iter=int(model.n_iter_),
-                converged=bool(model.converged_), solver=model.solver_, degenerate=bool(model.degenerate_))
-    graphs = {}
-    for axis, prec in (("cell", model.cell_precision_), ("gene", model.gene_precision_)):
-        A = sp.triu(topk_graph(prec, K, weighted=False), k=1).tocoo()
-        graphs[axis] = ig.Graph(n=A.shape[0], edges=list(zip(A.row.tolist(), A.col.tolist())))
-    return graphs, info
+    graphs, fitted = {}, {}
+    for method, fit in fits(counts, skeptic=False):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = fit()
+        fitted[method] = {"fit_seconds": round(time.perf_counter() - t0, 2), "n_iter": int(model.n_iter_),
+                          "converged": bool(model.converged_), "solver": getattr(model, "solver_", None)}
+        graphs[method] = {}
+        for axis, prec in (("cell", model.cell_precision_), ("gene", model.gene_precision_)):
+            A = sp.triu(topk_graph(prec, K, weighted=False), k=1).tocoo()
+            graphs[method][axis] = ig.Graph(n=A.shape[0], edges=list(zip(A.row.tolist(), A.col.tolist())))
+    return graphs, dict(info, fits=fitted)
 
 
 def _plot(parts: dict, path: Path) -> None:
@@ -96,7 +99,7 @@ def _plot(parts: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, sharey=True)
+    fig, axes = plt.subplots(len(parts), 2, figsize=(10, 3.5 * len(parts)), sharex=True, sharey=True)
     for row, (part, per_axis) in enumerate(parts.items()):
         for col, (axis, res) in enumerate(per_axis.items()):
             ax = axes[row, col]
@@ -110,7 +113,7 @@ def _plot(parts: dict, path: Path) -> None:
             ax.set_title(f"{part}: {axis} graph ({res['vertices']} nodes)\n"
                          f"BF median {res['bf_median']:.1f} over {len(res['bayes_factor'])} runs{paper}", fontsize=9)
             ax.set_ylim(0, 1)
-            if row == 1:
+            if row == len(parts) - 1:
                 ax.set_xlabel("fraction of edges perturbed")
             if col == 0:
                 ax.set_ylabel("VI (normalised)")
@@ -148,17 +151,18 @@ def main(argv=None) -> None:
               f"paper {PAPER[name]}, R robin median {res['robin_reference_median']:.1f}", flush=True)
 
     graphs, info = _own_graphs(args.dataset)
-    own_part = {}
-    for name, g in graphs.items():
-        t0 = time.perf_counter()
-        runs = seeded_runs(g, args.own_runs)
-        own_part[name] = _summary(runs, time.perf_counter() - t0, g)
-        print(f"magmap {args.dataset} {name} graph ({g.vcount()} nodes, {g.ecount()} edges): BF median "
-              f"{own_part[name]['bf_median']:.1f} ({own_part[name]['bf_min']:.1f}-{own_part[name]['bf_max']:.1f})",
-              flush=True)
+    own_part: dict = {}
+    for method, per_axis in graphs.items():
+        own_part[method] = {}
+        for name, g in per_axis.items():
+            t0 = time.perf_counter()
+            res = _summary(seeded_runs(g, args.own_runs), time.perf_counter() - t0, g)
+            own_part[method][name] = res
+            print(f"{method} {args.dataset} {name} graph ({g.vcount()} nodes, {g.ecount()} edges): BF median "
+                  f"{res['bf_median']:.1f} ({res['bf_min']:.1f}-{res['bf_max']:.1f})", flush=True)
 
     png = Path(args.out).with_suffix(".png")
-    parts = {"paper's graphs": paper_part, f"magmap MedMagma, {args.dataset}": own_part}
+    parts = {"paper's graphs": paper_part, **{f"magmap {m}, {args.dataset}": v for m, v in own_part.items()}}
     _plot(parts, png)
     result = {
         "benchmark": "MED-MAGMA paper §4.3: robin Bayes factors of the cell and gene networks",
@@ -167,7 +171,8 @@ def main(argv=None) -> None:
         "params": {"robin": "method='leiden' (modularity), measure='vi', type='independent', n_repeats=10, "
                             "levels 5..60 %", "runs_paper_graphs": args.runs, "seeds_paper_graphs": list(range(args.runs)),
                    "runs_own_graphs": args.own_runs, "seeds_own_graphs": list(range(args.own_runs)),
-                   "own_graphs": f"MedMagma(random_state=0) on App. F counts of {args.dataset}; unweighted top-{K} "
+                   "own_graphs": f"MedMagma(random_state=0) on App. F counts of {args.dataset}, and GmGM() on their "
+                                 f"log1p (the baseline); unweighted top-{K} "
                                  "of |precision| per vertex, diagonal excluded, M + Mᵀ",
                    "reduced": f"{args.own_runs} seeded runs on magmap's networks (10 on the paper's graphs, as R robin's "
                               "reference); the paper reports one run",
