@@ -18,7 +18,6 @@ parameters and the input; the batch is processed in chunks when the backward-pas
 from __future__ import annotations
 
 import logging
-import math
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
