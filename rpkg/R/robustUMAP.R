@@ -32,8 +32,9 @@
 #' @param ncomponents Number of embedding dimensions (`NULL`: Python's default).
 #' @param n_neighbors Number of neighbours of the kNN graph (`NULL`: Python's default).
 #' @param min_dist UMAP's `min_dist` (`NULL`: Python's default).
-#' @param epsilon Radius (L-infinity, model input units) of the perturbations the robust phase trains
-#'   against and of the certified boxes (`NULL`: Python's default).
+#' @param epsilon Radius (L-infinity, model input units) of the certified boxes and gene impact
+#'   (`NULL`: Python's default, 0.02). The robust phase trains at its own radius, a multiple of the
+#'   phase-1 network's median certified radius.
 #' @param robust Run the robust (CROWN-regularised) phase after UMAP training (`NULL`: Python's
 #'   default).
 #' @param ntop Number of highly variable genes used for counts input (`NULL`: Python's default;
