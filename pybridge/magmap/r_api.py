@@ -84,8 +84,8 @@ def read_h5ad(path: str) -> dict[str, Any]:
         "row_data": adata.var,
         "cell_names": list(adata.obs_names),
         "gene_names": list(adata.var_names),
-        "reduced_dims": {k: np.asarray(v, dtype=np.float64) for k, v in adata.obsm.items()
-                         if not hasattr(v, "columns")},
+        "reduced_dims": {k: np.asarray(v.toarray() if sp.issparse(v) else v, dtype=np.float64)
+                         for k, v in adata.obsm.items() if not hasattr(v, "columns")},
         "col_pairs": {k: sp.csc_matrix(v) for k, v in adata.obsp.items()},
         "row_pairs": {k: sp.csc_matrix(v) for k, v in adata.varp.items()},
         "metadata": uns_text,
