@@ -8,18 +8,23 @@ export MAGMAP_SHARED ?= $(abspath $(CURDIR)/../shared)
 # one BLAS/OpenMP thread pool per process keeps 2-core machines responsive when R and Python both run
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup demo test test-python test-r check rpkg-build docs vignettes clean
+.PHONY: setup demo test lint test-python test-r check rpkg-build docs vignettes clean
 
 setup:
 	bash scripts/sync-python.sh
 	bash scripts/setup.sh
 
 demo: setup
-	$(PY) -m magmap demo --out demo_results
+	$(PY) -m magmap run --out demo_results --overwrite
 
 # Each piece of work runs once: the R package is built (vignette run) once and checked once, and the
 # testthat suite runs inside that R CMD check, against the package the check installed.
-test: setup test-python check
+test: setup lint test-python check
+
+# ruff (pyproject's [tool.ruff]) and lintr (rpkg/.lintr): seconds, so style problems fail before the long steps
+lint: setup
+	$(PY) -m ruff check .
+	cd rpkg && Rscript -e 'lints <- lintr::lint_package(); if (length(lints)) { print(lints); quit(status = 1) }'
 
 test-python: setup
 	$(PY) -m pytest -q tests

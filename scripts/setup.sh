@@ -19,7 +19,7 @@ log() { printf '[setup %3ds] %s\n' "$((SECONDS - START))" "$*"; }
 R_DEBS=(r-base-core r-base-dev r-bioc-singlecellexperiment r-bioc-scuttle r-bioc-scater
         r-cran-reticulate r-cran-igraph r-cran-seurat r-cran-matrix r-cran-testthat r-cran-roxygen2
         r-cran-knitr r-cran-rmarkdown r-bioc-biocstyle pandoc r-cran-jsonlite r-cran-ggplot2
-        r-cran-withr r-bioc-biocparallel)
+        r-cran-withr r-bioc-biocparallel r-bioc-delayedarray r-bioc-hdf5array r-cran-lintr)
 # headless Chromium renders the HTML report in its tests; Debian's Python makes the virtual environment
 OTHER_DEBS=(chromium python3-venv python3-dev)
 # Debian's R links the reference BLAS/LAPACK by default; OpenBLAS (pthreads build) becomes R's BLAS and

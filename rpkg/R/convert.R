@@ -16,7 +16,8 @@
     }
     if (is.data.frame(x)) x <- as.matrix(x)
     if (!is.matrix(x)) {
-        stop(sprintf("`%s` must be a matrix or sparse matrix (genes x cells), not a %s.", arg, class(x)[1]), call. = FALSE)
+        stop(sprintf("`%s` must be a matrix or sparse matrix (genes x cells), not a %s.", arg, class(x)[1]),
+            call. = FALSE)
     }
     if (!is.numeric(x) && !is.logical(x)) {
         stop(sprintf("`%s` must be numeric, but it holds %s values; convert it with storage.mode(%s) <- \"double\".",

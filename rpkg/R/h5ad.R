@@ -22,11 +22,17 @@ h5adToSCE <- function(path, X.name = "X") {
     parts <- .py_call("read_h5ad", path = normalizePath(path))
     genes <- unlist(parts$gene_names)
     cells <- unlist(parts$cell_names)
-    assays <- lapply(parts$assays, function(a) { dimnames(a) <- list(genes, cells); a })
+    assays <- lapply(parts$assays, function(a) {
+        dimnames(a) <- list(genes, cells)
+        a
+    })
     names(assays)[names(assays) == "X"] <- X.name
     col_data <- S4Vectors::DataFrame(parts$col_data, check.names = FALSE, row.names = cells)
     row_data <- S4Vectors::DataFrame(parts$row_data, check.names = FALSE, row.names = genes)
-    reduced <- lapply(parts$reduced_dims, function(m) { rownames(m) <- cells; m })
+    reduced <- lapply(parts$reduced_dims, function(m) {
+        rownames(m) <- cells
+        m
+    })
     sce <- SingleCellExperiment::SingleCellExperiment(assays = assays, colData = col_data, rowData = row_data,
         reducedDims = reduced)
     for (nm in names(parts$col_pairs)) colPair(sce, nm) <- parts$col_pairs[[nm]]

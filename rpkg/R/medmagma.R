@@ -72,14 +72,17 @@ setGeneric("calculateGmGM", function(x, ...) standardGeneric("calculateGmGM"))
     if (is.null(subset.row)) return(NULL)
     mask <- logical(n)
     if (is.logical(subset.row)) {
-        if (length(subset.row) != n) stop(sprintf("`subset.row` is logical of length %d but there are %d genes.", length(subset.row), n), call. = FALSE)
+        if (length(subset.row) != n) stop(sprintf("`subset.row` is logical of length %d but there are %d genes.",
+            length(subset.row), n), call. = FALSE)
         mask <- subset.row & !is.na(subset.row)
     } else if (is.character(subset.row)) {
         idx <- match(subset.row, gene_names)
-        if (anyNA(idx)) stop(sprintf("`subset.row` names genes that are not in `x`, e.g. '%s'.", subset.row[is.na(idx)][1]), call. = FALSE)
+        if (anyNA(idx)) stop(sprintf("`subset.row` names genes that are not in `x`, e.g. '%s'.",
+            subset.row[is.na(idx)][1]), call. = FALSE)
         mask[idx] <- TRUE
     } else if (is.numeric(subset.row)) {
-        if (any(subset.row < 1 | subset.row > n)) stop(sprintf("`subset.row` indices must be between 1 and %d.", n), call. = FALSE)
+        if (any(subset.row < 1 | subset.row > n)) stop(sprintf("`subset.row` indices must be between 1 and %d.", n),
+            call. = FALSE)
         mask[subset.row] <- TRUE
     } else {
         stop("`subset.row` must be NULL, or gene indices, names or a logical vector.", call. = FALSE)
@@ -148,7 +151,8 @@ setMethod("calculateGmGM", "SummarizedExperiment", function(x, ..., assay.type =
 
 .check_container <- function(x, calculate) {
     if (!inherits(x, "Seurat") && !is(x, "SingleCellExperiment")) {
-        stop(sprintf("`x` must be a SingleCellExperiment or a Seurat object; use %s() for matrices.", calculate), call. = FALSE)
+        stop(sprintf("`x` must be a SingleCellExperiment or a Seurat object; use %s() for matrices.", calculate),
+            call. = FALSE)
     }
 }
 
@@ -166,11 +170,13 @@ setMethod("calculateGmGM", "SummarizedExperiment", function(x, ..., assay.type =
 }
 
 .seurat_counts <- function(x, assay.type) {
-    if (!requireNamespace("SeuratObject", quietly = TRUE)) stop("the SeuratObject package is needed for Seurat input.", call. = FALSE)
+    if (!requireNamespace("SeuratObject",
+        quietly = TRUE)) stop("the SeuratObject package is needed for Seurat input.", call. = FALSE)
     assay <- SeuratObject::DefaultAssay(x)
     slot <- if (is.null(assay.type)) "counts" else assay.type
     if (!slot %in% c("counts", "data", "scale.data")) {
-        stop(sprintf("`assay.type` = '%s' must be one of 'counts', 'data', 'scale.data' for a Seurat object.", slot), call. = FALSE)
+        stop(sprintf("`assay.type` = '%s' must be one of 'counts', 'data', 'scale.data' for a Seurat object.", slot),
+            call. = FALSE)
     }
     SeuratObject::GetAssayData(x, slot = slot, assay = assay)
 }

@@ -24,7 +24,8 @@ plotMagmaNetwork <- function(x, name = "MedMagma", axis = c("cells", "genes"), c
     used.only = TRUE, label = FALSE, seed = 1L) {
     axis <- match.arg(axis)
     for (pkg in c("igraph", "ggplot2")) {
-        if (!requireNamespace(pkg, quietly = TRUE)) stop(sprintf("plotMagmaNetwork() needs the %s package.", pkg), call. = FALSE)
+        if (!requireNamespace(pkg, quietly = TRUE)) stop(sprintf("plotMagmaNetwork() needs the %s package.", pkg),
+            call. = FALSE)
     }
     adj <- .graph_adjacency(x, name, axis, weighted = TRUE)
     info <- if (axis == "cells") colData(x) else rowData(x)
@@ -50,7 +51,8 @@ plotMagmaNetwork <- function(x, name = "MedMagma", axis = c("cells", "genes"), c
     ends <- igraph::ends(g, igraph::E(g), names = FALSE)
     edges <- data.frame(x = xy[ends[, 1], 1], y = xy[ends[, 1], 2], xend = xy[ends[, 2], 1], yend = xy[ends[, 2], 2])
     p <- ggplot2::ggplot() +
-        ggplot2::geom_segment(data = edges, ggplot2::aes(x = .data$x, y = .data$y, xend = .data$xend, yend = .data$yend),
+        ggplot2::geom_segment(data = edges, ggplot2::aes(x = .data$x, y = .data$y, xend = .data$xend,
+            yend = .data$yend),
             colour = "grey60", alpha = 0.25, linewidth = 0.3) +
         ggplot2::theme_void() +
         ggplot2::ggtitle(sprintf("%s %s network (%d vertices, %d edges)", name, sub("s$", "", axis),
@@ -58,10 +60,12 @@ plotMagmaNetwork <- function(x, name = "MedMagma", axis = c("cells", "genes"), c
     if (is.null(colour)) {
         p <- p + ggplot2::geom_point(data = nodes, ggplot2::aes(x = .data$x, y = .data$y), size = 1.2)
     } else {
-        p <- p + ggplot2::geom_point(data = nodes, ggplot2::aes(x = .data$x, y = .data$y, colour = .data$colour), size = 1.2) +
+        p <- p + ggplot2::geom_point(data = nodes, ggplot2::aes(x = .data$x, y = .data$y, colour = .data$colour),
+            size = 1.2) +
             ggplot2::labs(colour = colour_by)
     }
-    if (isTRUE(label)) p <- p + ggplot2::geom_text(data = nodes, ggplot2::aes(x = .data$x, y = .data$y, label = .data$id), size = 2, vjust = -0.6)
+    if (isTRUE(label)) p <- p + ggplot2::geom_text(data = nodes, ggplot2::aes(x = .data$x, y = .data$y,
+        label = .data$id), size = 2, vjust = -0.6)
     p
 }
 

@@ -182,7 +182,10 @@ magmapPython <- function() {
 #'   the first call), `FALSE` otherwise, without an error.
 #' @export
 magmapAvailable <- function() {
-    isTRUE(tryCatch({ .r_api(); TRUE }, error = function(e) FALSE))
+    isTRUE(tryCatch({
+        .r_api()
+        TRUE
+    }, error = function(e) FALSE))
 }
 
 #' @rdname magmapPython
@@ -228,7 +231,8 @@ installMagmapPython <- function(envname = "r-magmap", python = NULL, torch = "2.
     py <- reticulate::virtualenv_python(envname)
     pip <- function(...) {
         status <- system2(py, c("-m", "pip", "install", ...))
-        if (status != 0) stop("pip install ", paste(..., collapse = " "), " failed (status ", status, ").", call. = FALSE)
+        if (status != 0) stop("pip install ", paste(..., collapse = " "), " failed (status ", status, ").",
+            call. = FALSE)
     }
     if (!is.null(torch)) pip(shQuote(paste0("torch==", torch)))
     target <- if (length(extras)) sprintf("%s[%s]", src, paste(extras, collapse = ",")) else src

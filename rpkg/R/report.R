@@ -108,12 +108,14 @@ magmapReport <- function(x, label = NULL, dir, assay.type = "counts", seed = 0, 
     r$curve_null <- as.matrix(r$curve_null)
     .new_robin(c(r, list(labels = list("real data", "null model"), methods = list(r$method), backend = "python",
         bayes_factor = if (is.null(r$bayes_factor_ln)) NA_real_ else r$bayes_factor_ln,
-        levels = as.numeric(unlist(r$levels)), params = list(n_repeats = r$n_repeats, seed = r$seed))), r$seed %||% seed)
+        levels = as.numeric(unlist(r$levels)), params = list(n_repeats = r$n_repeats, seed = r$seed))),
+        r$seed %||% seed)
 }
 
 .store_report <- function(x, out, seed, dir) {
     summary <- jsonlite::fromJSON(out$summary_json, simplifyVector = TRUE)
-    robustness <- list(cells = .report_robin(out$robustness$cells, seed), genes = .report_robin(out$robustness$genes, seed))
+    robustness <- list(cells = .report_robin(out$robustness$cells, seed),
+        genes = .report_robin(out$robustness$genes, seed))
     report <- list(summary = summary, robustness = robustness, dir = dir, files = file.path(dir, unlist(summary$files)))
     share <- out$module_share
     dimnames(share) <- list(colnames(x), unlist(out$module_names))

@@ -95,12 +95,14 @@ setGeneric("calculateRobustUMAP", function(x, ...) standardGeneric("calculateRob
     device, verbose, python.args) {
     num <- function(v, nm) {
         if (is.null(v)) return(NULL)
-        if (!is.numeric(v) || length(v) != 1L || is.na(v) || v < 0) stop(sprintf("`%s` must be a single number >= 0.", nm), call. = FALSE)
+        if (!is.numeric(v) || length(v) != 1L || is.na(v) || v < 0) stop(sprintf("`%s` must be a single number >= 0.",
+            nm), call. = FALSE)
         as.double(v)
     }
     flag <- function(v, nm) {
         if (is.null(v)) return(NULL)
-        if (!is.logical(v) || length(v) != 1L || is.na(v)) stop(sprintf("`%s` must be TRUE or FALSE.", nm), call. = FALSE)
+        if (!is.logical(v) || length(v) != 1L || is.na(v)) stop(sprintf("`%s` must be TRUE or FALSE.", nm),
+            call. = FALSE)
         v
     }
     count <- function(v, nm, minimum = 1L) if (is.null(v)) NULL else .check_count(v, nm, minimum)
@@ -130,7 +132,11 @@ setGeneric("calculateRobustUMAP", function(x, ...) standardGeneric("calculateRob
     n_cells <- if (input_type == "counts") ncol(cells_by_features) else nrow(cells_by_features)
     seed <- .resolve_seed(seed)
     .progress(options$verbose, "magmap: robust UMAP on %d cells (%s input, seed %d)", n_cells, input_type, seed)
-    x_py <- if (input_type == "counts") .assay_to_py(cells_by_features) else .to_py_matrix(.numeric_matrix(cells_by_features, "dimred"))
+    x_py <- if (input_type == "counts") {
+        .assay_to_py(cells_by_features)
+    } else {
+        .to_py_matrix(.numeric_matrix(cells_by_features, "dimred"))
+    }
     out <- .py_call("robust_umap", x_py, if (is.null(feature_names)) NULL else as.list(feature_names),
         input_type, seed, isTRUE(certify), .to_py(options), fraction, top.genes)
     model <- .new_model(out$model, jsonlite::fromJSON(out$manifest_json, simplifyVector = TRUE))
@@ -197,7 +203,8 @@ setMethod("calculateRobustUMAP", "SummarizedExperiment", function(x, ..., assay.
     m <- reducedDim(x, dimred)
     if (!is.null(n_dimred)) {
         n_dimred <- .check_count(n_dimred, "n_dimred", 2L)
-        if (n_dimred > ncol(m)) stop(sprintf("`n_dimred` = %d but '%s' has %d dimensions.", n_dimred, dimred, ncol(m)), call. = FALSE)
+        if (n_dimred > ncol(m)) stop(sprintf("`n_dimred` = %d but '%s' has %d dimensions.", n_dimred, dimred,
+            ncol(m)), call. = FALSE)
         m <- m[, seq_len(n_dimred), drop = FALSE]
     }
     if (is.null(colnames(m))) colnames(m) <- paste0(dimred, seq_len(ncol(m)))
@@ -207,7 +214,8 @@ setMethod("calculateRobustUMAP", "SummarizedExperiment", function(x, ..., assay.
 
 #' @rdname runRobustUMAP
 #' @export
-setMethod("calculateRobustUMAP", "SingleCellExperiment", function(x, ..., assay.type = "counts", dimred = NULL, n_dimred = NULL) {
+setMethod("calculateRobustUMAP", "SingleCellExperiment", function(x, ..., assay.type = "counts", dimred = NULL,
+    n_dimred = NULL) {
     if (!is.null(dimred)) {
         return(calculateRobustUMAP(.get_dimred(x, dimred, n_dimred), ..., transposed = TRUE))
     }
@@ -228,10 +236,12 @@ runRobustUMAP <- function(x, ..., assay.type = "counts", dimred = NULL, n_dimred
         return(.store_umap_seurat(x, res, name))
     }
     if (!is(x, "SingleCellExperiment")) {
-        stop("`x` must be a SingleCellExperiment or a Seurat object; use calculateRobustUMAP() for matrices.", call. = FALSE)
+        stop("`x` must be a SingleCellExperiment or a Seurat object; use calculateRobustUMAP() for matrices.",
+            call. = FALSE)
     }
     res <- calculateRobustUMAP(x, ..., assay.type = assay.type, dimred = dimred, n_dimred = n_dimred)
-    .store_umap(x, res, name, input = if (is.null(dimred)) list(assay.type = assay.type) else list(dimred = dimred, n_dimred = n_dimred))
+    .store_umap(x, res, name, input = if (is.null(dimred)) list(assay.type = assay.type) else list(dimred = dimred,
+        n_dimred = n_dimred))
 }
 
 # The tidy top-gene table (cells in order, ranks 1..k) as one row per cell: gene_1..k, impact_1..k.
@@ -308,13 +318,15 @@ print.RobustUMAPModel <- function(x, ...) {
     if (is(model, "SingleCellExperiment")) {
         entry <- metadata(model)[[name]]
         if (is.null(entry) || !inherits(entry$model, "RobustUMAPModel")) {
-            stop(sprintf("`model` is a SingleCellExperiment without a RobustUMAP model in metadata(model)$%s; run runRobustUMAP() on it first or pass `name`.", name), call. = FALSE)
+            stop(sprintf(paste0("`model` is a SingleCellExperiment without a RobustUMAP model in ",
+                "metadata(model)$%s; run runRobustUMAP() on it first or pass `name`."), name), call. = FALSE)
         }
         return(entry$model)
     }
     if (inherits(model, "Seurat")) {
         m <- SeuratObject::Misc(model[[name]], "model")
-        if (!inherits(m, "RobustUMAPModel")) stop(sprintf("the Seurat reduction '%s' holds no RobustUMAP model.", name), call. = FALSE)
+        if (!inherits(m, "RobustUMAPModel")) stop(sprintf("the Seurat reduction '%s' holds no RobustUMAP model.",
+            name), call. = FALSE)
         return(m)
     }
     stop("`model` must be a RobustUMAPModel, or a SingleCellExperiment/Seurat object that holds one.", call. = FALSE)
@@ -387,8 +399,10 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
         feats <- x
     }
     if (counts_model == isTRUE(transposed)) {
-        stop(if (counts_model) "the model was trained on counts: pass a genes x cells count matrix or an object with `assay.type`, not features."
-            else "the model was trained on coordinates (a dimred): pass `dimred` or a cells x features matrix with transposed = TRUE.",
+        stop(if (counts_model) paste("the model was trained on counts: pass a genes x cells count matrix or an",
+                "object with `assay.type`, not features.")
+            else paste("the model was trained on coordinates (a dimred): pass `dimred` or a cells x features",
+                "matrix with transposed = TRUE."),
             call. = FALSE)
     }
     eps <- if (is.null(epsilon)) NULL else as.double(epsilon)
@@ -418,10 +432,12 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
 .project_blocks <- function(feats, model, names_py, certify, missing.genes, eps, fraction, top.genes, block.cells) {
     .r_api()  # starts Python and checks versions
     blocks <- tryCatch(reticulate::import("magmap.scale._rblocks"), error = function(e) {
-        stop(sprintf("this magmap Python has no block-wise projection (%s); update it with magmap::installMagmapPython().",
+        stop(sprintf(paste("this magmap Python has no block-wise projection (%s); update it with",
+            "magmap::installMagmapPython()."),
             .python_message(e)), call. = FALSE)
     })
-    grid <- if (is.null(block.cells)) DelayedArray::colAutoGrid(feats) else DelayedArray::colAutoGrid(feats, ncol = block.cells)
+    grid <- if (is.null(block.cells)) DelayedArray::colAutoGrid(feats) else DelayedArray::colAutoGrid(feats,
+        ncol = block.cells)
     proj <- blocks$BlockProjector(model$bytes, isTRUE(certify), missing.genes, eps, fraction, top.genes)
     add <- function(block) {
         if (!is.matrix(block)) block <- as(block, "dgCMatrix")  # a sparse block (SparseArraySeed)
@@ -453,13 +469,18 @@ loadRobustUMAP <- function(path) {
     # the manifest is plain JSON inside the zip: read it without starting Python
     dir <- tempfile("magmap-model")
     on.exit(unlink(dir, recursive = TRUE), add = TRUE)
-    ok <- tryCatch({ utils::unzip(path, files = "manifest.json", exdir = dir); TRUE }, warning = function(w) FALSE,
+    ok <- tryCatch({
+        utils::unzip(path, files = "manifest.json", exdir = dir)
+        TRUE
+    }, warning = function(w) FALSE,
         error = function(e) FALSE)
     mf <- file.path(dir, "manifest.json")
-    if (!ok || !file.exists(mf)) stop(sprintf("'%s' is not a magmap RobustUMAP model file (no manifest.json inside).", path), call. = FALSE)
+    if (!ok || !file.exists(mf)) stop(sprintf("'%s' is not a magmap RobustUMAP model file (no manifest.json inside).",
+        path), call. = FALSE)
     manifest <- jsonlite::fromJSON(mf, simplifyVector = TRUE)
     if (!identical(manifest$format, "magmap.RobustUMAP")) {
-        stop(sprintf("'%s' holds format '%s', not a magmap RobustUMAP model.", path, format(manifest$format)), call. = FALSE)
+        stop(sprintf("'%s' holds format '%s', not a magmap RobustUMAP model.", path, format(manifest$format)),
+            call. = FALSE)
     }
     .new_model(bytes, manifest)
 }

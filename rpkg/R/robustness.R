@@ -94,8 +94,10 @@ robinRobustness <- function(x, name = NULL, axis = c("cells", "genes"), method =
         }
         adj <- if (axis == "cells") colPair(x, name, asSparse = TRUE) else rowPair(x, name, asSparse = TRUE)
     } else if (is(x, "igraph")) {
-        if (!requireNamespace("igraph", quietly = TRUE)) stop("the igraph package is needed for igraph input.", call. = FALSE)
-        if (igraph::is_directed(x)) stop("`x` is a directed graph; robustness needs an undirected graph.", call. = FALSE)
+        if (!requireNamespace("igraph", quietly = TRUE)) stop("the igraph package is needed for igraph input.",
+            call. = FALSE)
+        if (igraph::is_directed(x)) stop("`x` is a directed graph; robustness needs an undirected graph.",
+            call. = FALSE)
         attr <- if (isTRUE(weighted) && "weight" %in% igraph::edge_attr_names(x)) "weight" else NULL
         adj <- igraph::as_adjacency_matrix(x, attr = attr, sparse = TRUE)
     } else if (is.matrix(x) || is(x, "Matrix")) {
@@ -103,7 +105,8 @@ robinRobustness <- function(x, name = NULL, axis = c("cells", "genes"), method =
     } else {
         stop("`x` must be an igraph graph, an adjacency matrix or a SingleCellExperiment.", call. = FALSE)
     }
-    if (nrow(adj) != ncol(adj)) stop(sprintf("the adjacency matrix must be square, got %d x %d.", nrow(adj), ncol(adj)), call. = FALSE)
+    if (nrow(adj) != ncol(adj)) stop(sprintf("the adjacency matrix must be square, got %d x %d.", nrow(adj),
+        ncol(adj)), call. = FALSE)
     adj <- as(as(as(adj, "CsparseMatrix"), "generalMatrix"), "dMatrix")
     if (!isTRUE(weighted)) adj@x[] <- 1
     adj

@@ -3,7 +3,10 @@
 
 # The Python side must be found; on CI (CI=true) a missing Python is a failure, not a skip.
 skip_if_no_python <- function() {
-    ok <- tryCatch({ magmap:::.r_api(); TRUE }, error = function(e) conditionMessage(e))
+    ok <- tryCatch({
+        magmap:::.r_api()
+        TRUE
+    }, error = function(e) conditionMessage(e))
     if (!isTRUE(ok)) {
         if (identical(Sys.getenv("CI"), "true")) stop("Python for magmap not available on CI: ", ok)
         skip(paste("Python for magmap not available:", ok))

@@ -15,8 +15,10 @@ test_that("BLAS and LAPACK paths are classified", {
     expect_identical(kind("/Library/Frameworks/R.framework/Versions/4.3/Resources/lib/libRblas.0.dylib"), "reference")
     expect_identical(kind("C:/Program Files/R/R-4.3.1/bin/x64/Rlapack.dll"), "reference")
     # optimised ones
-    expect_identical(kind("/Library/Frameworks/R.framework/Versions/4.3/Resources/lib/libRblas.vecLib.dylib"), "accelerate")
-    expect_identical(kind("/System/Library/Frameworks/Accelerate.framework/Versions/A/Frameworks/vecLib.framework/Versions/A/libBLAS.dylib"),
+    expect_identical(kind("/Library/Frameworks/R.framework/Versions/4.3/Resources/lib/libRblas.vecLib.dylib"),
+        "accelerate")
+    veclib <- "/System/Library/Frameworks/Accelerate.framework/Versions/A/Frameworks/vecLib.framework/Versions/A"
+    expect_identical(kind(file.path(veclib, "libBLAS.dylib")),
         "accelerate")
     expect_identical(kind("/opt/intel/oneapi/mkl/latest/lib/intel64/libmkl_rt.so.2"), "mkl")
     expect_identical(kind("/usr/lib/x86_64-linux-gnu/libmkl_rt.so"), "mkl")
@@ -58,9 +60,11 @@ test_that("optimised, unknown or empty BLAS paths give no warning, and the optio
     cases <- list(
         openblas = list(blas = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3",
             lapack = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblasp-r0.3.21.so"),
-        mkl = list(blas = "/opt/intel/mkl/lib/intel64/libmkl_rt.so", lapack = "/opt/intel/mkl/lib/intel64/libmkl_rt.so"),
+        mkl = list(blas = "/opt/intel/mkl/lib/intel64/libmkl_rt.so",
+            lapack = "/opt/intel/mkl/lib/intel64/libmkl_rt.so"),
         accelerate = list(blas = "/Library/Frameworks/R.framework/Resources/lib/libRblas.vecLib.dylib",
-            lapack = "/System/Library/Frameworks/Accelerate.framework/Versions/A/Frameworks/vecLib.framework/Versions/A/libLAPACK.dylib"),
+            lapack = file.path("/System/Library/Frameworks/Accelerate.framework/Versions/A/Frameworks",
+                "vecLib.framework/Versions/A/libLAPACK.dylib")),
         empty = list(blas = "", lapack = ""))
     for (libs in cases) expect_silent(expect_false(magmap:::.check_blas(libs, new.env())))
     withr::local_options(magmap.check.blas = FALSE)

@@ -53,7 +53,8 @@ test_that("magmapReport places every result in a SingleCellExperiment and writes
     expect_s3_class(metadata(out)$RobustUMAP$model, "RobustUMAPModel")
     proj <- projectRobustUMAP(out, model = loadRobustUMAP(file.path(dir, "robust_umap.magmap")), certify = FALSE)
     expect_equal(unname(reducedDim(proj, "RobustUMAP")), unname(reducedDim(out, "RobustUMAP")), tolerance = 1e-4)
-    expect_equal(sum(!is.na(rowData(out)$RobustUMAP.gene_impact)), length(metadata(out)$RobustUMAP$model$manifest$preprocess$genes))
+    expect_equal(sum(!is.na(rowData(out)$RobustUMAP.gene_impact)),
+        length(metadata(out)$RobustUMAP$model$manifest$preprocess$genes))
 
     # robustness as robinRobustness returns it
     rob <- rep$robustness$cells
@@ -86,7 +87,8 @@ test_that("magmapReport refuses bad input with the fix", {
     expect_error(magmapReport(sce), "`dir` must be one folder path")
     dir <- withr::local_tempdir()
     writeLines("mine", file.path(dir, "keep.txt"))
-    expect_error(magmapReport(sce, dir = dir), "already exists and is not empty; choose a new folder or pass --overwrite")
+    expect_error(magmapReport(sce, dir = dir),
+        "already exists and is not empty; choose a new folder or pass --overwrite")
     expect_equal(list.files(dir), "keep.txt")
     logged <- sce
     assay(logged, "counts") <- log1p(counts(sce))

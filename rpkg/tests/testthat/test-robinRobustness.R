@@ -42,7 +42,8 @@ test_that("an Erdos-Renyi graph has a Bayes factor near 0", {
 test_that("the MED-MAGMA paper's cell graph gives a Bayes factor in robin's own range", {
     skip_if_no_python()
     skip_if_not_installed("igraph")
-    path <- file.path(dirname(shared_data("baron2016_pancreas_cider328")), "..", "robin", "graphs", "median_cell_graph.graphml")
+    path <- file.path(dirname(shared_data("baron2016_pancreas_cider328")), "..", "robin", "graphs",
+        "median_cell_graph.graphml")
     g <- igraph::as.undirected(igraph::read_graph(path, format = "graphml"), mode = "collapse")
     res <- robinRobustness(g, method = "leiden", seed = 1, backend = "python")
     # robin's 10 runs on this graph: 84.6-122.4 (../shared/robin/reference_runs)
@@ -57,7 +58,8 @@ test_that("graphs stored in a SingleCellExperiment are found by name and axis", 
     res <- robinRobustness(sce, name = "g", axis = "cells", seed = 2, backend = "python", n.repeats = 3)
     expect_equal(nrow(res$curve_real), 3L)
     expect_error(robinRobustness(sce, name = "nope", backend = "python"), "`name` must name a colPair")
-    expect_error(robinRobustness(sce, name = "g", axis = "genes", backend = "python"), "rowPair of `x` \\(have: none\\)")
+    expect_error(robinRobustness(sce, name = "g", axis = "genes", backend = "python"),
+        "rowPair of `x` \\(have: none\\)")
     expect_error(robinRobustness(matrix(1, 2, 3), backend = "python"), "must be square")
     expect_error(robinRobustness(planted_adjacency(), method = "nosuch", backend = "python"), "nosuch")
     expect_error(robinRobustness(planted_adjacency(), backend = "robin"), "needs the robin package")

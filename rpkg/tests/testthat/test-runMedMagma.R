@@ -60,8 +60,10 @@ test_that("R and Python give the same graphs for the same data and seed", {
         "    g = sp.coo_matrix(m.cell_graph(5))",
         "    return [g.row.tolist(), g.col.tolist(), g.data.tolist()]", sep = "\n"))
     m <- as.matrix(SingleCellExperiment::counts(sce)[1:30, ])
-    trip <- py$fit(writeBin(as.double(m), raw()), nrow(m), ncol(m))   # column-major genes x cells = row-major cells x genes
-    ref <- Matrix::sparseMatrix(i = unlist(trip[[1]]) + 1L, j = unlist(trip[[2]]) + 1L, x = unlist(trip[[3]]), dims = dim(r$cells))
+    trip <- py$fit(writeBin(as.double(m), raw()), nrow(m),
+        ncol(m))   # column-major genes x cells = row-major cells x genes
+    ref <- Matrix::sparseMatrix(i = unlist(trip[[1]]) + 1L, j = unlist(trip[[2]]) + 1L, x = unlist(trip[[3]]),
+        dims = dim(r$cells))
     expect_equal(unname(r$cells), ref, tolerance = 1e-12)
 })
 
@@ -115,8 +117,10 @@ test_that("bad input gives errors naming the argument", {
     expect_error(calculateMedMagma(neg, k = 3), "negative values")
     expect_error(calculateMedMagma(sce, mode = "slow"), "`mode` must be one of \\['fast', 'reference'\\], got 'slow'")
     expect_error(calculateMedMagma(sce, max.iter = 0), "`max_iter` must be at least 1")
-    expect_error(calculateGmGM(sce, mode = "fast", assay.type = "counts"), "`mode` must be one of \\['paper', 'exact'\\]")
-    expect_error(calculateMedMagma(sce, subset.row = 1:30, k = c(40, 3)), "`n_neighbors` \\(40\\) must be smaller than the number of cells \\(40\\)")
+    expect_error(calculateGmGM(sce, mode = "fast", assay.type = "counts"),
+        "`mode` must be one of \\['paper', 'exact'\\]")
+    expect_error(calculateMedMagma(sce, subset.row = 1:30, k = c(40, 3)),
+        "`n_neighbors` \\(40\\) must be smaller than the number of cells \\(40\\)")
     expect_error(runMedMagma(SingleCellExperiment::counts(sce)), "must be a SingleCellExperiment or a Seurat")
 })
 
@@ -139,13 +143,16 @@ test_that("arguments left NULL take Python's defaults, recorded in the parameter
 test_that("the many-cells path is reached through python.args and gives the dense path's graph", {
     skip_if_no_python()
     sce <- small_sce()
-    fit <- function(solver) calculateMedMagma(sce, subset.row = 1:20, k = 5, seed = 1, max.iter = 20,
-        python.args = list(solver = solver, acceleration = "none"))
+    fit <- function(solver) {
+        calculateMedMagma(sce, subset.row = 1:20, k = 5, seed = 1, max.iter = 20,
+            python.args = list(solver = solver, acceleration = "none"))
+    }
     low <- fit("lowrank")
     dense <- fit("dense")
     expect_identical(low$params$solver_used, "lowrank")
     expect_identical(dense$params$solver_used, "dense")
-    expect_identical(calculateMedMagma(sce, subset.row = 1:20, k = 5, seed = 1, max.iter = 2)$params$solver_used, "dense")
+    expect_identical(calculateMedMagma(sce, subset.row = 1:20, k = 5, seed = 1, max.iter = 2)$params$solver_used,
+        "dense")
     expect_identical(which(as.matrix(low$cells) != 0), which(as.matrix(dense$cells) != 0))
     expect_equal(as.matrix(low$cells), as.matrix(dense$cells), tolerance = 1e-6)
     expect_error(fit("sparse"), "`solver` must be one of \\['auto', 'dense', 'lowrank'\\]")

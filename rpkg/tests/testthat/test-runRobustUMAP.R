@@ -69,7 +69,8 @@ test_that("a model saved in R loads in Python and projects the same embedding, a
         "import numpy as np, anndata as ad, pandas as pd, scipy.sparse as sp, magmap",
         "def project(path, x, i, p, nrow, ncol, genes, out_path):",
         "    m = magmap.RobustUMAP.load(path)",
-        "    X = sp.csc_matrix((np.frombuffer(bytes(x), '<f8'), np.frombuffer(bytes(i), '<i4'), np.frombuffer(bytes(p), '<i4')), shape=(nrow, ncol)).T.tocsr()",
+        "    X = sp.csc_matrix((np.frombuffer(bytes(x), '<f8'), np.frombuffer(bytes(i), '<i4'),",
+        "                       np.frombuffer(bytes(p), '<i4')), shape=(nrow, ncol)).T.tocsr()",
         "    a = ad.AnnData(X=X, var=pd.DataFrame(index=list(genes)))",
         "    m.save(out_path)",
         "    return bytearray(np.ascontiguousarray(m.transform(a), dtype='<f8').tobytes())", sep = "\n"))
@@ -166,7 +167,8 @@ test_that("a model trained in Python projects cells in R exactly as Python does"
         "import numpy as np, magmap",
         "def train_and_project(path):",
         "    a = magmap.datasets.baron2016_pancreas()",
-        "    m = magmap.RobustUMAP(random_state=3, n_top_genes=300, n_epochs=30, robust_epochs=3, robust_cells=16, n_neighbors=10, verbose=False)",
+        "    m = magmap.RobustUMAP(random_state=3, n_top_genes=300, n_epochs=30, robust_epochs=3, robust_cells=16,",
+        "                          n_neighbors=10, verbose=False)",
         "    m.fit(a[:200])",
         "    m.save(path)",
         "    return bytearray(np.ascontiguousarray(m.transform(a[200:]), dtype='<f8').tobytes())", sep = "\n"))
@@ -186,7 +188,8 @@ test_that("arguments left NULL take Python's defaults", {
         expect_identical(params[[nm]], py_defaults[[nm]], label = nm)
     }
     expect_identical(as.integer(params$n_top_genes), 300L)  # set in fast_args
-    for (arg in c("ncomponents", "n_neighbors", "min_dist", "epsilon", "robust", "ntop", "log1p", "fraction", "device")) {
+    for (arg in c("ncomponents", "n_neighbors", "min_dist", "epsilon", "robust", "ntop", "log1p", "fraction",
+        "device")) {
         expect_null(formals(getMethod("calculateRobustUMAP", "ANY"))[[arg]], label = arg)
     }
     # ntop = Inf keeps every gene
@@ -203,12 +206,14 @@ test_that("the certified radius is the same in R and Python, for the same model 
         "import numpy as np, anndata as ad, pandas as pd, scipy.sparse as sp, magmap",
         "def radius(blob, x, i, p, nrow, ncol, genes):",
         "    m = magmap.RobustUMAP.from_bytes(bytes(blob))",
-        "    X = sp.csc_matrix((np.frombuffer(bytes(x), '<f8'), np.frombuffer(bytes(i), '<i4'), np.frombuffer(bytes(p), '<i4')), shape=(nrow, ncol)).T.tocsr()",
+        "    X = sp.csc_matrix((np.frombuffer(bytes(x), '<f8'), np.frombuffer(bytes(i), '<i4'),",
+        "                       np.frombuffer(bytes(p), '<i4')), shape=(nrow, ncol)).T.tocsr()",
         "    a = ad.AnnData(X=X, var=pd.DataFrame(index=list(genes)))",
         "    return bytearray(np.ascontiguousarray(m.certify(a).radius, dtype='<f8').tobytes())",
         "def fit_radius(n_cells, seed):",
         "    a = magmap.datasets.baron2016_pancreas()[:n_cells]",
-        "    m = magmap.RobustUMAP(random_state=seed, n_top_genes=300, n_epochs=30, robust_epochs=3, robust_cells=16, n_neighbors=8, verbose=False).fit(a)",
+        "    m = magmap.RobustUMAP(random_state=seed, n_top_genes=300, n_epochs=30, robust_epochs=3,",
+        "                          robust_cells=16, n_neighbors=8, verbose=False).fit(a)",
         "    return bytearray(np.ascontiguousarray(m.certify(a).radius, dtype='<f8').tobytes())", sep = "\n"))
     sub <- counts[, 1:250]
     raw <- py$radius(metadata(ref)$RobustUMAP$model$bytes, writeBin(sub@x, raw()), writeBin(sub@i, raw()),
