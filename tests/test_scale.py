@@ -267,6 +267,11 @@ def test_bad_inputs(model, tmp_path):
     a.write_h5ad(tmp_path / "a.h5ad")
     with pytest.raises(KeyError, match=r"`layer='counts'` is not in .*a\.h5ad \(layers: \[\]\)"):
         scale.open_input(tmp_path / "a.h5ad", layer="counts")
+    # the model comes from `model=` or from a reference AnnData, with the fix named otherwise
+    with pytest.raises(ValueError, match="pass `model=`"):
+        scale.robust_umap_transform(a, out=tmp_path / "r.zarr", client=None)
+    with pytest.raises(KeyError, match=r"run magmap.tl.robust_umap\(reference, key_added='robust_umap'\) first"):
+        scale.robust_umap_transform(a, reference=a, out=tmp_path / "r.zarr", client=None)
 
 
 def test_cli_bad_input_exits_with_message(model, tmp_path, capsys):

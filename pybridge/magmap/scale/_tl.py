@@ -11,6 +11,7 @@ import pandas as pd
 
 from .._keys import (ROBUST_UMAP_KEY, box_corner_keys, certified_box_key, certified_radius_key, embedding_key,
                      top_gene_key)
+from ..tl._robust_umap import model_from_reference
 from ._run import _model_blob, project
 from ._store import open_projection
 
@@ -47,14 +48,7 @@ def robust_umap_transform(adata: Any, *, out: str | Path, model: Any = None, ref
     ``obs[key_added + "_top_gene"]`` (categorical); and ``uns[key_added] = {"params": {...}, "store": out,
     "genes": model genes, "model": np.uint8 array}``.
     """
-    if model is None:
-        if reference is None:
-            raise ValueError("pass `model=` (a fitted RobustUMAP, its bytes or a model file) or `reference=` (an "
-                             "AnnData on which magmap.tl.robust_umap was run).")
-        if reference_key not in reference.uns or "model" not in reference.uns[reference_key]:
-            raise KeyError(f"`reference.uns[{reference_key!r}]['model']` not found; run magmap.tl.robust_umap("
-                           f"reference, key_added={reference_key!r}) first or pass `model=`.")
-        model = reference.uns[reference_key]["model"]
+    model = model_from_reference(model, reference, reference_key)
     run = project(model, adata, out, layer=layer, certify=certify, epsilon=epsilon, fraction=fraction,
                   top_genes=top_genes, missing_genes=missing_genes, chunk_rows=chunk_rows, client=client,
                   overwrite=overwrite, verbose=verbose)

@@ -158,14 +158,7 @@ def robust_umap_transform(
     and ``uns[key_added] = {"params": {"projected": True, "missing_genes", "layer", "fraction", "versions",
     ...model params}, "model": np.uint8 array, "certificate": summary (if certify)}``.
     """
-    if model is None:
-        if reference is None:
-            raise ValueError("pass `model=` (a fitted RobustUMAP or its bytes) or `reference=` (an AnnData on which "
-                             "magmap.tl.robust_umap was run).")
-        if reference_key not in reference.uns or "model" not in reference.uns[reference_key]:
-            raise KeyError(f"`reference.uns[{reference_key!r}]['model']` not found; run magmap.tl.robust_umap(reference, "
-                           f"key_added={reference_key!r}) first or pass `model=`.")
-        model = reference.uns[reference_key]["model"]
+    model = model_from_reference(model, reference, reference_key)
     if not isinstance(model, RobustUMAP):
         model = RobustUMAP.from_bytes(model)
     adata = adata.copy() if copy else adata
@@ -180,3 +173,16 @@ def robust_umap_transform(
     adata.uns[key_added] = {"params": params, "model": np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),
                             **extra}
     return adata if copy else None
+
+
+def model_from_reference(model: Any, reference: Any, reference_key: str) -> Any:
+    """``model`` itself, or the model bytes that :func:`robust_umap` stored in ``reference.uns[reference_key]``."""
+    if model is not None:
+        return model
+    if reference is None:
+        raise ValueError("pass `model=` (a fitted RobustUMAP, its bytes or a model file) or `reference=` (an "
+                         "AnnData on which magmap.tl.robust_umap was run).")
+    if reference_key not in reference.uns or "model" not in reference.uns[reference_key]:
+        raise KeyError(f"`reference.uns[{reference_key!r}]['model']` not found; run magmap.tl.robust_umap("
+                       f"reference, key_added={reference_key!r}) first or pass `model=`.")
+    return reference.uns[reference_key]["model"]
