@@ -250,7 +250,7 @@ def robust_umap_project(model: Any, x: Any, feature_names: Any = None, certify: 
     return encode(out)
 
 
-def robust_umap_manifest(model: Any) -> dict[str, Any]:
+def robust_umap_manifest(model: Any) -> str:
     """The JSON manifest of a model given as bytes (checks that the bytes are a magmap model)."""
     from .umap.io import unpack_model
 

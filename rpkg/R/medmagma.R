@@ -108,7 +108,8 @@ setGeneric("calculateGmGM", function(x, ...) standardGeneric("calculateGmGM"))
     mask <- .subset_mask(subset.row, nrow(x), rownames(x))
     .progress(verbose, "magmap: %s on %d cells x %d genes (seed %d)", if (method == "gmgm") "GmGM" else "MED-MAGMA",
         ncol(x), if (is.null(mask)) nrow(x) else sum(mask), seed)
-    out <- .py_call("med_magma", .assay_to_py(x), method, .to_py(mask), k[1], k[2], seed, .to_py(options))
+    out <- .py_call("med_magma", x = .assay_to_py(x), method = method, genes = .to_py(mask), n_neighbors = k[1],
+        n_gene_neighbors = k[2], seed = seed, options = .to_py(options))
     dimnames(out$cells) <- list(colnames(x), colnames(x))
     dimnames(out$genes) <- list(rownames(x), rownames(x))
     out$params$seed <- seed

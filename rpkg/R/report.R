@@ -84,8 +84,9 @@ magmapReport <- function(x, label = NULL, dir, assay.type = "counts", seed = 0, 
     genes <- rownames(x)
     if (is.null(genes)) genes <- as.character(seq_len(nrow(x)))
     .progress(verbose, "magmap: report on %d cells x %d genes into %s (seed %d)", ncol(x), nrow(x), dir, seed)
-    out <- .py_call("run_report", .assay_to_py(counts), as.list(genes), as.list(cells), .to_py(labels),
-        label, dir, seed, max.cells, robin.repeats, isTRUE(overwrite), .to_py(python.args))
+    out <- .py_call("run_report", x = .assay_to_py(counts), gene_names = as.list(genes), cell_names = as.list(cells),
+        labels = .to_py(labels), label = label, out = dir, seed = seed, max_cells = max.cells,
+        robin_repeats = robin.repeats, overwrite = isTRUE(overwrite), options = .to_py(python.args))
     used <- out$cells_used
     if (length(used) < ncol(x)) {
         message(sprintf("magmapReport: %d of %d cells were analysed (%s); the object returned holds those cells.",

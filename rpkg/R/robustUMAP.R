@@ -137,8 +137,10 @@ setGeneric("calculateRobustUMAP", function(x, ...) standardGeneric("calculateRob
     } else {
         .to_py_matrix(.numeric_matrix(cells_by_features, "dimred"))
     }
-    out <- .py_call("robust_umap", x_py, if (is.null(feature_names)) NULL else as.list(feature_names),
-        input_type, seed, isTRUE(certify), .to_py(options), fraction, top.genes)
+    out <- .py_call("robust_umap", x = x_py,
+        feature_names = if (is.null(feature_names)) NULL else as.list(feature_names), input_type = input_type,
+        seed = seed, certify = isTRUE(certify), options = .to_py(options), fraction = fraction,
+        top_genes = top.genes)
     model <- .new_model(out$model, jsonlite::fromJSON(out$manifest_json, simplifyVector = TRUE))
     c(.umap_outputs(out), list(model = model, seed = seed))
 }
@@ -420,8 +422,9 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
         names_py <- if (is.null(rownames(feats))) NULL else as.list(rownames(feats))
         cells <- colnames(feats)
     }
-    out <- .py_call("robust_umap_project", model$bytes, x_py, names_py, isTRUE(certify), missing.genes, eps,
-        fraction, top.genes)
+    out <- .py_call("robust_umap_project", model = model$bytes, x = x_py, feature_names = names_py,
+        certify = isTRUE(certify), missing_genes = missing.genes, epsilon = eps, fraction = fraction,
+        top_genes = top.genes)
     res <- .finish_embedding(.umap_outputs(out), cells)
     if (!is_sce) return(res)
     .store_cells(x, res, name)
@@ -466,21 +469,7 @@ loadRobustUMAP <- function(path) {
         stop(sprintf("`path` '%s' does not exist.", paste(path, collapse = ",")), call. = FALSE)
     }
     bytes <- readBin(path, "raw", n = file.size(path))
-    # the manifest is plain JSON inside the zip: read it without starting Python
-    dir <- tempfile("magmap-model")
-    on.exit(unlink(dir, recursive = TRUE), add = TRUE)
-    ok <- tryCatch({
-        utils::unzip(path, files = "manifest.json", exdir = dir)
-        TRUE
-    }, warning = function(w) FALSE,
-        error = function(e) FALSE)
-    mf <- file.path(dir, "manifest.json")
-    if (!ok || !file.exists(mf)) stop(sprintf("'%s' is not a magmap RobustUMAP model file (no manifest.json inside).",
-        path), call. = FALSE)
-    manifest <- jsonlite::fromJSON(mf, simplifyVector = TRUE)
-    if (!identical(manifest$format, "magmap.RobustUMAP")) {
-        stop(sprintf("'%s' holds format '%s', not a magmap RobustUMAP model.", path, format(manifest$format)),
-            call. = FALSE)
-    }
-    .new_model(bytes, manifest)
+    # Python's model reader parses the manifest: one set of rules (format, format version) for both languages
+    manifest <- .py_call("robust_umap_manifest", model = bytes)
+    .new_model(bytes, jsonlite::fromJSON(manifest, simplifyVector = TRUE))
 }

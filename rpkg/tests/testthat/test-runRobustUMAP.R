@@ -151,7 +151,7 @@ test_that("bad input and mismatched genes give errors naming the argument", {
     expect_error(projectRobustUMAP(sce, model = sce), "without a RobustUMAP model")
     bad <- tempfile()
     writeLines("not a model", bad)
-    expect_error(loadRobustUMAP(bad), "not a magmap RobustUMAP model file")
+    expect_error(loadRobustUMAP(bad), "not a magmap RobustUMAP model")
     expect_error(loadRobustUMAP("/no/such/file"), "does not exist")
     neg <- SingleCellExperiment::counts(sce)[, 1:50]
     neg[1, 1] <- -3
@@ -257,4 +257,25 @@ test_that("top genes per cell are returned, stored and projected", {
     listed <- projectRobustUMAP(SingleCellExperiment::counts(sce)[, 251:260], model = ref, top.genes = 1)
     expect_identical(names(listed$certified.radius), colnames(sce)[251:260])
     expect_identical(listed$top.genes$cell, colnames(sce)[251:260])
+})
+
+test_that("loadRobustUMAP reads the manifest through Python's reader, format version included", {
+    skip_if_no_python()
+    f <- tempfile(fileext = ".magmap")
+    saveRobustUMAP(umap_ref(), f)
+    newer <- tempfile(fileext = ".magmap")
+    py <- reticulate::py_run_string(paste(
+        "import json, zipfile",
+        "def bump(src, dst):",
+        "    with zipfile.ZipFile(src) as zi, zipfile.ZipFile(dst, 'w') as zo:",
+        "        for name in zi.namelist():",
+        "            data = zi.read(name)",
+        "            if name == 'manifest.json':",
+        "                m = json.loads(data)",
+        "                m['format_version'] = 99",
+        "                data = json.dumps(m).encode()",
+        "            zo.writestr(name, data)", sep = "\n"))
+    py$bump(f, newer)
+    expect_error(loadRobustUMAP(newer), "format version 99 is newer than this magmap supports")
+    expect_identical(loadRobustUMAP(f)$manifest$format, "magmap.RobustUMAP")
 })
