@@ -1,7 +1,7 @@
 """Certified output bounds (IBP, CROWN, CROWN-IBP) for Linear/ReLU networks.
 
 ``output_bounds`` is the native, batched and differentiable implementation used by the robust
-parametric UMAP (``pumap_spec.md`` §3); ``bound_area_loss`` is the paper's bound-area loss
+parametric UMAP (docs/robust_umap_certificates.md); ``bound_area_loss`` is the robust-UMAP paper's bound-area loss
 (Eq. 5–6, §2.3); ``crown_bounds`` is CROWN for certification, bounding only neurons whose sign
 is not yet known. auto_LiRPA 0.3 is an optional backend (``backend="auto_lirpa"``), never required.
 """

@@ -1,6 +1,6 @@
 """Native bound propagation (IBP, CROWN, CROWN-IBP) for Linear/ReLU networks.
 
-The maths follows ``pumap_spec.md`` §3.1 and reproduces auto_LiRPA's defaults:
+The maths follows CROWN (Zhang et al. 2018) and CROWN-IBP and reproduces auto_LiRPA's defaults:
 
 * IBP propagates the box as centre/radius through ``nn.Linear`` (``W·mid ± |W|·rad + b``) and
   ``relu`` of both ends through ReLU, exactly as auto_LiRPA's ``interval_propagate``.
@@ -497,7 +497,7 @@ def output_bounds(
 
 
 def bound_area_loss(lower: Tensor, upper: Tensor, *, reduction: str = "mean") -> Tensor:
-    """Bound-area loss of paper Eq. 5–6 (``pumap_spec.md`` §2.3), without the scale λ.
+    """Bound-area loss of the robust-UMAP paper (Eq. 5–6), without the scale λ.
 
     ``L_b = (1/|C|) Σ_i Π_j (u_ij − l_ij)``: the area (volume for ``n_out > 2``) of each cell's
     certified output box, averaged over the cells of the batch. Multiply by λ (the spec's
