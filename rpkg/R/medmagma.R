@@ -171,8 +171,9 @@ setMethod("calculateGmGM", "SummarizedExperiment", function(x, ..., assay.type =
 }
 
 .seurat_counts <- function(x, assay.type) {
-    if (!requireNamespace("SeuratObject",
-        quietly = TRUE)) stop("the SeuratObject package is needed for Seurat input.", call. = FALSE)
+    if (!requireNamespace("SeuratObject", quietly = TRUE)) {
+        stop("the SeuratObject package is needed for Seurat input.", call. = FALSE)
+    }
     assay <- SeuratObject::DefaultAssay(x)
     slot <- if (is.null(assay.type)) "counts" else assay.type
     if (!slot %in% c("counts", "data", "scale.data")) {

@@ -242,8 +242,8 @@ runRobustUMAP <- function(x, ..., assay.type = "counts", dimred = NULL, n_dimred
             call. = FALSE)
     }
     res <- calculateRobustUMAP(x, ..., assay.type = assay.type, dimred = dimred, n_dimred = n_dimred)
-    .store_umap(x, res, name, input = if (is.null(dimred)) list(assay.type = assay.type) else list(dimred = dimred,
-        n_dimred = n_dimred))
+    input <- if (is.null(dimred)) list(assay.type = assay.type) else list(dimred = dimred, n_dimred = n_dimred)
+    .store_umap(x, res, name, input = input)
 }
 
 # The tidy top-gene table (cells in order, ranks 1..k) as one row per cell: gene_1..k, impact_1..k.
@@ -439,8 +439,11 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
             "magmap::installMagmapPython()."),
             .python_message(e)), call. = FALSE)
     })
-    grid <- if (is.null(block.cells)) DelayedArray::colAutoGrid(feats) else DelayedArray::colAutoGrid(feats,
-        ncol = block.cells)
+    grid <- if (is.null(block.cells)) {
+        DelayedArray::colAutoGrid(feats)
+    } else {
+        DelayedArray::colAutoGrid(feats, ncol = block.cells)
+    }
     proj <- blocks$BlockProjector(model$bytes, isTRUE(certify), missing.genes, eps, fraction, top.genes)
     add <- function(block) {
         if (!is.matrix(block)) block <- as(block, "dgCMatrix")  # a sparse block (SparseArraySeed)
