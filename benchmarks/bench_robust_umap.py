@@ -329,7 +329,9 @@ def section_transform(args) -> dict:
 def import_robust_umap_light():
     """``magmap.umap.RobustUMAP`` without running ``magmap/__init__`` (which imports every subpackage:
     matplotlib, igraph, dask, anndata, ...), so the GPU section needs only torch, numpy, scipy,
-    scikit-learn (PCA, exact kNN) and tqdm. Falls back to the source tree when magmap is not installed."""
+    scikit-learn (PCA, exact kNN); a pass-through stands in for tqdm when it is missing. Falls back to the
+    source tree when magmap is not installed."""
+    import importlib.machinery
     import importlib.util
     import types
 
@@ -340,6 +342,26 @@ def import_robust_umap_light():
         pkg = types.ModuleType("magmap")
         pkg.__path__ = [str(root)]
         sys.modules["magmap"] = pkg
+    try:
+        import tqdm.auto  # noqa: F401
+    except ImportError:  # the fits here run with verbose=False: a pass-through progress bar is enough
+        class _Bar:
+            def __init__(self, iterable=None, **_):
+                self.iterable = iterable
+
+            def __iter__(self):
+                return iter(self.iterable)
+
+            def update(self, *_, **__):
+                pass
+
+            set_postfix = close = update
+
+        for name in ("tqdm", "tqdm.auto"):
+            mod = types.ModuleType(name)
+            mod.__spec__ = importlib.machinery.ModuleSpec(name, None)  # torch probes find_spec("tqdm")
+            mod.tqdm = _Bar
+            sys.modules[name] = mod
     from magmap.umap import RobustUMAP
 
     return RobustUMAP
@@ -367,7 +389,7 @@ def load_h5ad_light(rel: str, label: str) -> tuple[sp.csr_matrix, np.ndarray]:
 def section_gpu(repeats: int = 3) -> dict:
     """Fit time and transform cells/s on CUDA (pancreas); skips with a message without a GPU.
 
-    Imports only torch, numpy, scipy, scikit-learn, tqdm, h5py and magmap's ``umap``/``crown`` code
+    Imports only torch, numpy, scipy, scikit-learn, h5py (tqdm if present) and magmap's ``umap``/``crown`` code
     (no anndata, scanpy or umap-learn), so it runs on a machine with just a CUDA build of torch."""
     import torch
 
@@ -479,8 +501,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed transform repeats (median reported)")
     ap.add_argument("--dropout-repeats", type=int, default=10)
     ap.add_argument("--gpu-only", action="store_true",
-                    help="only the GPU section (same as --only gpu): imports torch, numpy, scipy, scikit-learn, tqdm, "
-                         "h5py and magmap's umap/crown code, nothing else")
+                    help="only the GPU section (same as --only gpu): imports torch, numpy, scipy, scikit-learn, h5py "
+                         "(tqdm if present) and magmap's umap/crown code, nothing else")
     ap.add_argument("--results-dir", default=None, help="where the JSON goes (default benchmarks/results)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
