@@ -98,22 +98,14 @@ def check_matrix(
     if n_genes < min_genes:
         raise ValueError(f"`{name}` has {n_genes} gene(s) (columns); at least {min_genes} are needed.")
     nz = out != 0 if sp.issparse(out) else (out != 0)
-    if not allow_empty_cells:
-        row_nnz = np.asarray(nz.sum(axis=1)).ravel()
-        empty = np.flatnonzero(row_nnz == 0)
+    for axis, allowed, what, fix in ((1, allow_empty_cells, "cell(s) (rows", "filter_cells(adata, min_genes=1)"),
+                                     (0, allow_empty_genes, "gene(s) (columns", "filter_genes(adata, min_cells=1)")):
+        if allowed:
+            continue
+        empty = np.flatnonzero(np.asarray(nz.sum(axis=axis)).ravel() == 0)
         if empty.size:
-            raise ValueError(
-                f"`{name}` has {empty.size} all-zero cell(s) (rows, first at index {empty[0]}); filter "
-                f"them first, e.g. sc.pp.filter_cells(adata, min_genes=1)."
-            )
-    if not allow_empty_genes:
-        col_nnz = np.asarray(nz.sum(axis=0)).ravel()
-        empty = np.flatnonzero(col_nnz == 0)
-        if empty.size:
-            raise ValueError(
-                f"`{name}` has {empty.size} all-zero gene(s) (columns, first at index {empty[0]}); filter "
-                f"them first, e.g. sc.pp.filter_genes(adata, min_cells=1)."
-            )
+            raise ValueError(f"`{name}` has {empty.size} all-zero {what}, first at index {empty[0]}); filter "
+                             f"them first, e.g. sc.pp.{fix}.")
     if sparse == "dense" and sp.issparse(out):
         out = out.toarray()
     elif sparse == "csr" and not sp.issparse(out):
