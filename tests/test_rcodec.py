@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from magmap import r_api
-from magmap._rcodec import decode, encode
+from magmap.rbridge import api
+from magmap.rbridge.codec import decode, encode
 
 
 def _r_dgc(M: sp.csc_matrix, kind: str) -> dict:
@@ -47,7 +47,7 @@ def test_encode_types():
 
 def test_roundtrip_reports_python_types():
     sent = {"x": {"__kind__": "double", "data": bytearray(np.array([1.0, 2.0]).tobytes()), "n": 2}, "s": "a"}
-    out = r_api.roundtrip(sent)
+    out = api.roundtrip(sent)
     assert out["types"] == {"x": "ndarray[float64][2]", "s": "str"}
     np.testing.assert_array_equal(np.frombuffer(out["value"]["x"]["data"]), [1.0, 2.0])
 

@@ -81,7 +81,7 @@ def test_robin_backend_passes_the_exact_edges_and_weights(fake_robin):
 
 
 def test_the_driver_file_is_shipped_with_the_package():
-    from magmap.robustness._rbackend import DRIVER
+    from magmap.rbridge.robin import DRIVER
 
     text = DRIVER.read_text()
     assert "magmap_robin_run <- function" in text and "magmap_robin_graph <- function" in text

@@ -1,11 +1,12 @@
 """magmap: noise-robust cell and gene networks (MED-MAGMA) and robust parametric UMAP.
 
 Python entry points follow scanpy (``magmap.tl.*`` on AnnData) and scikit-learn (estimators with
-``fit``/``transform``); the R package ``magmap`` calls the same core through ``magmap.r_api``.
+``fit``/``transform``); the R package ``magmap`` calls the same core through ``magmap.rbridge``.
 
 Subpackages: :mod:`magmap.medmagma` (MED-MAGMA, GmGM, single-axis), :mod:`magmap.umap` (robust
 parametric UMAP), :mod:`magmap.crown` (bound propagation), :mod:`magmap.robustness` (robin-style
 tests), :mod:`magmap.metrics`, :mod:`magmap.datasets`, :mod:`magmap.io` (R ``.rds`` interchange),
+:mod:`magmap.rbridge` (everything that crosses to or from R),
 :mod:`magmap.tl` (scanpy front doors), :mod:`magmap.preprocessing` (network gene selection),
 :mod:`magmap.pipeline` (the main job behind ``magmap run``).
 """

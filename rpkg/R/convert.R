@@ -1,5 +1,5 @@
 # R -> Python and Python -> R conversion of numeric data as raw bytes (see ?magmap, "Why numbers cross as bytes").
-# The Python half is magmap/_rcodec.py; test-boundary.R checks both halves against each other.
+# The Python half is magmap/rbridge/codec.py; test-boundary.R checks both halves against each other.
 
 .raw_double <- function(x) writeBin(as.double(x), raw(), size = 8L, endian = "little")
 .raw_int <- function(x) writeBin(as.integer(x), raw(), size = 4L, endian = "little")
@@ -58,7 +58,7 @@
     stop(sprintf("cannot send an object of class %s to Python.", class(x)[1]), call. = FALSE)
 }
 
-# Python results (tagged lists from magmap._rcodec.encode) to R objects.
+# Python results (tagged lists from magmap.rbridge.codec.encode) to R objects.
 .from_py <- function(x) {
     if (is.list(x)) {
         kind <- x[["__kind__"]]

@@ -79,7 +79,7 @@ magmapPython <- function() {
     }
 }
 
-# The magmap.r_api module, imported once per session into the chosen Python.
+# The magmap.rbridge.api module, imported once per session into the chosen Python.
 .r_api <- function() {
     if (!is.null(.magmap_state$api)) return(.magmap_state$api)
     .check_blas()
@@ -97,7 +97,7 @@ magmapPython <- function() {
     }
     .magmap_state$torch <- .import_torch_isolated()
     .check_torch_isolated(.magmap_state$torch)
-    api <- tryCatch(reticulate::import("magmap.r_api"), error = function(e) {
+    api <- tryCatch(reticulate::import("magmap.rbridge.api"), error = function(e) {
         stop(sprintf(paste0("the Python at '%s' cannot import magmap (%s). Install it with ",
             "magmap::installMagmapPython(), or `pip install magmap` into that Python."),
             python, .python_message(e)), call. = FALSE)
@@ -167,7 +167,7 @@ magmapPython <- function() {
     trimws(msg)
 }
 
-# Call a function of magmap.r_api; Python exceptions become R errors with the Python message.
+# Call a function of magmap.rbridge.api; Python exceptions become R errors with the Python message.
 .py_call <- function(fun, ...) {
     api <- .r_api()
     result <- tryCatch(api[[fun]](...), error = function(e) e)

@@ -434,7 +434,7 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
 # array is), sent to Python and projected there at once; Python keeps only the per-cell results.
 .project_blocks <- function(feats, model, names_py, certify, missing.genes, eps, fraction, top.genes, block.cells) {
     .r_api()  # starts Python and checks versions
-    blocks <- tryCatch(reticulate::import("magmap.scale._rblocks"), error = function(e) {
+    blocks <- tryCatch(reticulate::import("magmap.rbridge.blocks"), error = function(e) {
         stop(sprintf(paste("this magmap Python has no block-wise projection (%s); update it with",
             "magmap::installMagmapPython()."),
             .python_message(e)), call. = FALSE)

@@ -113,7 +113,7 @@ robinRobustness <- function(x, name = NULL, axis = c("cells", "genes"), method =
 }
 
 # The real robin, when installed, through the one driver shared with the Python package
-# (pybridge/magmap/robustness/robin_driver.R, carried in inst/python).
+# (pybridge/magmap/rbridge/robin_driver.R, carried in inst/python).
 .robin_in_r <- function(adj, method, measure, method2, weighted, seed, BPPARAM) {
     upper <- Matrix::summary(Matrix::triu(adj))
     run <- .robin_driver()
@@ -123,7 +123,7 @@ robinRobustness <- function(x, name = NULL, axis = c("cells", "genes"), method =
 
 .robin_driver <- function() {
     if (is.null(.magmap_state$robin_driver)) {
-        path <- system.file("python", "pybridge", "magmap", "robustness", "robin_driver.R", package = "magmap")
+        path <- system.file("python", "pybridge", "magmap", "rbridge", "robin_driver.R", package = "magmap")
         if (!nzchar(path)) {
             stop("the robin driver is missing from the installed magmap package; reinstall magmap.", call. = FALSE)
         }

@@ -1,6 +1,6 @@
 """The array-level entry of the graph methods: :func:`learn_graphs` (NumPy/SciPy in, a
 :class:`GraphResult` out). ``magmap.tl.med_magma``/``tl.gmgm`` select data from an AnnData and write
-keys around it; ``magmap.r_api.med_magma`` decodes R's matrix and encodes the result."""
+keys around it; ``magmap.rbridge.api.med_magma`` decodes R's matrix and encodes the result."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,7 +1,7 @@
 """The flat surface the R package calls (through reticulate). AnnData-free: numpy/scipy in, plain values out.
 
 Every function takes the tagged values built by ``rpkg/R/convert.R`` (numeric data as raw bytes, see
-:mod:`magmap._rcodec`) and returns values encoded with :func:`magmap._rcodec.encode`, so the R side never
+:mod:`magmap.rbridge.codec`) and returns values encoded with :func:`magmap.rbridge.codec.encode`, so the R side never
 depends on reticulate's numpy conversion. Orientation: R sends genes × cells matrices as they sit in
 a SingleCellExperiment; they arrive here as cells × genes, which is what the Python core uses.
 """
@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from ._rcodec import decode, encode
+from .codec import decode, encode
 
 __all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled_dataset_path", "robin", "med_magma",
            "robust_umap", "robust_umap_project", "robust_umap_manifest"]
@@ -19,14 +19,14 @@ __all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled
 
 def python_info() -> dict[str, Any]:
     """Python executable, magmap/torch/numpy versions and the device ``"auto"`` resolves to."""
-    from ._utils import resolve_device, versions
+    from .._utils import resolve_device, versions
 
     return encode({"executable": sys.executable, "versions": versions(), "device": resolve_device("auto")})
 
 
 def summarize_counts(x: Any, labels: Any = None) -> dict[str, Any]:
     """Validate and summarise a count matrix (see :func:`magmap.datasets.summarize_counts`)."""
-    from .datasets import summarize_counts as _summarize
+    from ..datasets import summarize_counts as _summarize
 
     summary, per_cell = _summarize(decode(x), decode(labels), name="x")
     return encode({"summary": summary, "per_cell": per_cell})
@@ -68,7 +68,7 @@ def read_h5ad(path: str) -> dict[str, Any]:
     import numpy as np
     import scipy.sparse as sp
 
-    from .datasets import read_h5ad as _read
+    from ..datasets import read_h5ad as _read
 
     adata = _read(path)
 
@@ -94,7 +94,7 @@ def read_h5ad(path: str) -> dict[str, Any]:
 
 def bundled_dataset_path() -> str:
     """Path of the dataset shipped with the Python package (Baron 2016 pancreas, 328 cells)."""
-    from .datasets import bundled_path
+    from ..datasets import bundled_path
 
     return str(bundled_path())
 
@@ -119,7 +119,7 @@ def robin(
     """
     import numpy as np
 
-    from . import robustness
+    from .. import robustness
 
     A = decode(graph)
     common = dict(measure=measure, type=type, n_repeats=int(n_repeats), weighted=weighted,
@@ -152,7 +152,7 @@ def med_magma(
     (logical) and ``params``. ``genes`` is R's logical mask; ``options`` holds further estimator
     arguments. Any argument left ``NULL`` in R takes Python's default.
     """
-    from .medmagma import learn_graphs
+    from ..medmagma import learn_graphs
 
     given = {"genes": decode(genes), "n_neighbors": n_neighbors, "n_gene_neighbors": n_gene_neighbors,
              **(decode(options) or {})}
@@ -180,7 +180,7 @@ def _umap_result(model: Any, X: Any, embedding: Any, certify: bool, *, epsilon: 
     """Embedding, certificates (radius, relative box size and corners at ε, summary) and top genes per cell."""
     import numpy as np
 
-    from .umap.certify import DEFAULT_FRACTION
+    from ..umap.certify import DEFAULT_FRACTION
 
     out: dict[str, Any] = {"embedding": np.asarray(embedding, dtype=np.float64)}
     if certify:
@@ -222,7 +222,7 @@ def robust_umap(
     position); the ``model`` as bytes (the same bytes :meth:`~magmap.RobustUMAP.save` writes) and its
     ``manifest``.
     """
-    from .umap import RobustUMAP
+    from ..umap import RobustUMAP
 
     data = _umap_input(x, feature_names)
     model = RobustUMAP(input_type=input_type, random_state=None if seed is None else int(seed),
@@ -230,7 +230,7 @@ def robust_umap(
     out = _umap_result(model, data, model.embedding_, bool(certify), fraction=fraction, top_genes=top_genes)
     blob = model.to_bytes()
     # the manifest travels as JSON text so R parses it exactly as loadRobustUMAP() does from a file
-    from .umap.io import unpack_model
+    from ..umap.io import unpack_model
 
     out.update(model=bytearray(blob), manifest_json=json.dumps(unpack_model(blob)[0]))
     return encode(out)
@@ -241,7 +241,7 @@ def robust_umap_project(model: Any, x: Any, feature_names: Any = None, certify: 
                         top_genes: Any = None) -> dict[str, Any]:
     """Project cells × features data from R with a model given as bytes: the embedding and, as in
     :func:`robust_umap`, certificates (boxes at ``epsilon``, default the model's) and top genes."""
-    from .umap import RobustUMAP
+    from ..umap import RobustUMAP
 
     fitted = RobustUMAP.from_bytes(bytes(model))
     data = _umap_input(x, feature_names)
@@ -252,7 +252,7 @@ def robust_umap_project(model: Any, x: Any, feature_names: Any = None, certify: 
 
 def robust_umap_manifest(model: Any) -> str:
     """The JSON manifest of a model given as bytes (checks that the bytes are a magmap model)."""
-    from .umap.io import unpack_model
+    from ..umap.io import unpack_model
 
     manifest, _ = unpack_model(bytes(model))
     return json.dumps(manifest)
@@ -277,12 +277,12 @@ def run_report(x: Any, gene_names: Any, cell_names: Any, labels: Any = None, lab
     import numpy as np
     import pandas as pd
 
-    from ._keys import GMGM_KEY, MEDMAGMA_KEY, ROBUST_UMAP_KEY, box_corner_keys, certified_box_key, \
+    from .._keys import GMGM_KEY, MEDMAGMA_KEY, ROBUST_UMAP_KEY, box_corner_keys, certified_box_key, \
         certified_radius_key, connectivities_key, embedding_key, genes_used_key, top_genes_key
-    from .pipeline import RunSettings, run
-    from .pipeline._run import ROBUSTNESS_KEY
-    from .pipeline._steps import CLUSTER_SUFFIX, GENE_IMPACT_KEY, MODULE_KEY, MODULE_SHARE_KEY
-    from .umap.io import unpack_model
+    from ..pipeline import RunSettings, run
+    from ..pipeline._run import ROBUSTNESS_KEY
+    from ..pipeline._steps import CLUSTER_SUFFIX, GENE_IMPACT_KEY, MODULE_KEY, MODULE_SHARE_KEY
+    from ..umap.io import unpack_model
 
     cells = [str(c) for c in decode(cell_names)]
     obs = pd.DataFrame(index=pd.Index(cells))

@@ -1,8 +1,8 @@
 """Block-wise projection for R: ``projectRobustUMAP()`` on a DelayedArray (e.g. HDF5-backed) sends one
 block of cells at a time; a :class:`BlockProjector` projects, certifies and explains each block as it
 arrives and keeps only the per-cell results, which :meth:`BlockProjector.result` returns in the layout
-of ``magmap.r_api.robust_umap_project`` (the in-memory path). Arguments and results use the R boundary
-codec (:mod:`magmap._rcodec`)."""
+of :func:`magmap.rbridge.api.robust_umap_project` (the in-memory path). Arguments and results use the R
+boundary codec (:mod:`magmap.rbridge.codec`)."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._rcodec import decode, encode
+from .codec import decode, encode
 
 __all__ = ["BlockProjector"]
 
@@ -48,7 +48,7 @@ class BlockProjector:
     model
         Model bytes (``RobustUMAP.to_bytes``), as R holds them.
     certify, missing_genes, epsilon, fraction, top_genes
-        As in ``magmap.r_api.robust_umap_project``.
+        As in :func:`magmap.rbridge.api.robust_umap_project`.
     """
 
     def __init__(self, model: Any, certify: bool = True, missing_genes: str = "error", epsilon: Any = None,
@@ -94,7 +94,7 @@ class BlockProjector:
         return self.n_cells
 
     def result(self) -> dict[str, Any]:
-        """All blocks' results, as ``magmap.r_api.robust_umap_project`` returns them for the whole matrix,
+        """All blocks' results, as :func:`magmap.rbridge.api.robust_umap_project` returns them for the whole matrix,
         plus ``n_blocks``."""
         import pandas as pd
 

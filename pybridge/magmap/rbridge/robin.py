@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._utils import versions
-from .result import RobinResult
+from ..robustness.result import RobinResult
 
 __all__ = ["robin_available", "robin_in_r"]
 
@@ -53,9 +53,9 @@ def _driver():
 def robin_in_r(graph: Any, *, method: str, measure: str, type: str, weighted: Any, seed: int | None,
                key: str | None = None, axis: str = "obs") -> RobinResult:
     """One robin run (``random`` + ``robinRobust`` + ``robinGPTest`` + ``robinAUC``) in R."""
-    from ._graph_input import as_graph
-    from .communities import canonical_method
-    from .measures import canonical_measure
+    from ..robustness._graph_input import as_graph
+    from ..robustness.communities import canonical_method
+    from ..robustness.measures import canonical_measure
 
     import rpy2.robjects as ro
 

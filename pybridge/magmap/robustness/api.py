@@ -18,7 +18,7 @@ from .gp import gp_test
 from .measures import canonical_measure
 from .null import igraph_rng, null_graph, task_seed
 from .perturb import DEFAULT_LEVELS, _K_INIT, compare_curves, partition, robust_curves, trial_counts
-from ._rbackend import robin_available, robin_in_r
+from ..rbridge.robin import robin_available, robin_in_r
 from .result import RobinResult
 
 __all__ = ["robin", "compare"]
