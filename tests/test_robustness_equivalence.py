@@ -1,4 +1,5 @@
-"""Statistical equivalence with robin's own runs (spec §15 B) on the MED-MAGMA and football graphs.
+"""Statistical equivalence with robin's own runs (R outputs under /work/shared/robin) on the MED-MAGMA and
+football graphs.
 
 Each MED-MAGMA run is a full test (null model, 2 × 120 perturbed partitions, GP Bayes factor):
 about 0.5–1 s on one core, so the 10-seed distributions take ~10–20 s per graph.

@@ -1,4 +1,5 @@
-"""Deterministic parts of magmap.robustness against robin's numbers (spec §15 A)."""
+"""Deterministic parts of magmap.robustness (GP test, AUC, trial counts) against robin's numbers, computed by R
+and stored under /work/shared/robin/gp_fixtures."""
 from __future__ import annotations
 
 import json

@@ -17,7 +17,7 @@ from .communities import canonical_method
 from .gp import gp_test
 from .measures import canonical_measure
 from .null import igraph_rng, null_graph, task_seed
-from .perturb import DEFAULT_LEVELS, _K_INIT, compare_curves, partition, robust_curves, trial_counts
+from .perturb import _K_CMP, _K_INIT, _K_NULL, _K_REAL, DEFAULT_LEVELS, curves, partition, trial_counts
 from ..rbridge.robin import robin_available, robin_in_r
 from .result import RobinResult
 
@@ -195,8 +195,9 @@ def robin(
     _check_partition(ref_null, "null graph")
     logger.info("robin: %d vertices, %d edges, method=%s, measure=%s, seed=%d", g.vcount(), g.ecount(),
                 _method_name(method), measure, seed)
-    A, B = robust_curves(g, g_null, ref_real, ref_null, method=method, method_args=method_args, measure=measure,
-                         levels=lv, n_repeats=n_repeats, weighted=scheme, seed=seed, n_jobs=n_jobs, verbose=verbose)
+    A, B = curves([(g, _K_REAL, [(method, method_args, ref_real)]), (g_null, _K_NULL, [(method, method_args, ref_null)])],
+                  measure=measure, levels=lv, n_repeats=n_repeats, weighted=scheme, seed=seed, n_jobs=n_jobs,
+                  verbose=verbose)
     return _result(A, B, lv, ("real data", "null model"), "robust", (_method_name(method),), measure, type,
                    ref_real, ref_null, g, scheme, seed, n_repeats, n_jobs,
                    {"method_args": method_args, "null": null_kind})
@@ -252,8 +253,8 @@ def compare(
     ref2 = partition(g, m2, a2, task_seed(seed, _K_INIT, 3))
     _check_partition(ref1, "graph by method1")
     _check_partition(ref2, "graph by method2")
-    A, B = compare_curves(g, (ref1, ref2), methods=(m1, m2), methods_args=(a1, a2), measure=measure, levels=lv,
-                          n_repeats=n_repeats, weighted=scheme, seed=seed, n_jobs=n_jobs, verbose=verbose)
+    A, B = curves([(g, _K_CMP, [(m1, a1, ref1), (m2, a2, ref2)])], measure=measure, levels=lv, n_repeats=n_repeats,
+                  weighted=scheme, seed=seed, n_jobs=n_jobs, verbose=verbose, desc="robin compare")
     names = (_method_name(m1), _method_name(m2))
     return _result(A, B, lv, names, "compare", names, measure, type, ref1, ref2, g, scheme, seed, n_repeats,
                    n_jobs, {"args1": a1, "args2": a2})

@@ -23,7 +23,7 @@ from .communities import membership
 from .measures import normalised_distance
 from .null import igraph_rng, perturb, task_seed
 
-__all__ = ["DEFAULT_LEVELS", "trial_counts", "partition", "robust_curves", "compare_curves"]
+__all__ = ["DEFAULT_LEVELS", "trial_counts", "partition", "curves"]
 
 #: robin's hard-coded perturbation levels, in percent of the edge count.
 DEFAULT_LEVELS: tuple[int, ...] = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60)
@@ -47,28 +47,19 @@ def partition(g: ig.Graph, method: str | Callable[..., Any], method_args: dict[s
         return membership(g, method, method_args)
 
 
-def _robust_chunk(graphs, refs, tasks, z, weighted, method, method_args, measure, n, seed):
+def _chunk(arms, tasks, z, weighted, measure, n, seed):
     out = []
-    for kind, li, rep in tasks:
-        with igraph_rng(task_seed(seed, kind, li, rep)) as rng:
-            h = perturb(graphs[kind - 1], z[li], weighted, rng)
-            memb = membership(h, method, method_args)
-        out.append((kind, li, rep, normalised_distance(memb, refs[kind - 1], measure, n)))
-    return out
-
-
-def _compare_chunk(g, refs, tasks, z, weighted, methods, methods_args, measure, n, seed):
-    out = []
-    for li, rep in tasks:
-        with igraph_rng(task_seed(seed, _K_CMP, li, rep)) as rng:
+    for ai, li, rep in tasks:
+        g, root, uses = arms[ai]
+        with igraph_rng(task_seed(seed, root, li, rep)) as rng:
             h = perturb(g, z[li], weighted, rng)
-            d = [normalised_distance(membership(h, m, a), r, measure, n) for m, a, r in zip(methods, methods_args, refs)]
-        out.append((li, rep, d[0], d[1]))
+            d = [normalised_distance(membership(h, m, a), ref, measure, n) for m, a, ref in uses]
+        out.append((ai, li, rep, d))
     return out
 
 
-def _run(fn, fixed: tuple, tasks: list, n_jobs: int, verbose: bool, desc: str) -> list:
-    """Run ``fn(*fixed[:2], chunk, *fixed[2:])`` over chunks of ``tasks``, in order, with a progress bar."""
+def _run(arms, tasks: list, rest: tuple, n_jobs: int, verbose: bool, desc: str) -> list:
+    """Run :func:`_chunk` over chunks of ``tasks``, in order, with a progress bar."""
     if n_jobs == 1:
         size = 1
     else:
@@ -81,13 +72,13 @@ def _run(fn, fixed: tuple, tasks: list, n_jobs: int, verbose: bool, desc: str) -
     try:
         if n_jobs == 1:
             for ch in chunks:
-                results.extend(fn(*fixed[:2], ch, *fixed[2:]))
+                results.extend(_chunk(arms, ch, *rest))
                 bar.update(len(ch))
         else:
             from joblib import Parallel, delayed
 
             par = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
-            for res in par(delayed(fn)(*fixed[:2], ch, *fixed[2:]) for ch in chunks):
+            for res in par(delayed(_chunk)(arms, ch, *rest) for ch in chunks):
                 results.extend(res)
                 bar.update(len(res))
     finally:
@@ -95,14 +86,9 @@ def _run(fn, fixed: tuple, tasks: list, n_jobs: int, verbose: bool, desc: str) -
     return results
 
 
-def robust_curves(
-    g: ig.Graph,
-    g_null: ig.Graph,
-    ref_real: list[int],
-    ref_null: list[int],
+def curves(
+    arms: Sequence[tuple[ig.Graph, int, Sequence[tuple[Any, dict[str, Any], list[int]]]]],
     *,
-    method: str | Callable[..., Any],
-    method_args: dict[str, Any],
     measure: str,
     levels: Sequence[float],
     n_repeats: int,
@@ -110,40 +96,23 @@ def robust_curves(
     seed: int,
     n_jobs: int = 1,
     verbose: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(curve_real, curve_null)``: two ``n_repeats × (1 + len(levels))`` matrices, column 0 zeros."""
-    z = trial_counts(g.ecount(), levels)
-    tasks = [(kind, li, rep) for kind in (_K_REAL, _K_NULL) for li in range(len(levels)) for rep in range(n_repeats)]
-    res = _run(_robust_chunk, ((g, g_null), (ref_real, ref_null), z, weighted, method, method_args, measure,
-                               g.vcount(), seed), tasks, n_jobs, verbose, "robin")
-    curves = np.zeros((2, n_repeats, len(levels) + 1))
-    for kind, li, rep, d in res:
-        curves[kind - 1, rep, li + 1] = d
-    return curves[0], curves[1]
+    desc: str = "robin",
+) -> list[np.ndarray]:
+    """Perturbation curves, one ``n_repeats × (1 + len(levels))`` matrix (column 0 zeros) per method use.
 
-
-def compare_curves(
-    g: ig.Graph,
-    refs: tuple[list[int], list[int]],
-    *,
-    methods: tuple[Any, Any],
-    methods_args: tuple[dict[str, Any], dict[str, Any]],
-    measure: str,
-    levels: Sequence[float],
-    n_repeats: int,
-    weighted: str | None,
-    seed: int,
-    n_jobs: int = 1,
-    verbose: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """robinCompare curves: one perturbed graph per (level, repeat), both methods applied to it."""
+    ``arms`` are ``(graph, key root, uses)``; each (level, repeat) draws one perturbed copy of ``graph``
+    from the generator of ``(seed, key root, level, repeat)``, and every ``(method, method_args,
+    reference membership)`` in ``uses`` partitions it. robin's real-vs-null test is two arms with one
+    use each (roots ``_K_REAL``, ``_K_NULL``); robinCompare is one arm (``_K_CMP``) with two uses.
+    The trial counts ``z_p`` come from the first arm's graph and apply to every arm. Curves come in
+    the order of the arms, then of their uses.
+    """
+    g = arms[0][0]
     z = trial_counts(g.ecount(), levels)
-    tasks = [(li, rep) for li in range(len(levels)) for rep in range(n_repeats)]
-    res = _run(_compare_chunk, (g, refs, z, weighted, methods, methods_args, measure, g.vcount(), seed),
-               tasks, n_jobs, verbose, "robin compare")
-    c1 = np.zeros((n_repeats, len(levels) + 1))
-    c2 = np.zeros_like(c1)
-    for li, rep, d1, d2 in res:
-        c1[rep, li + 1] = d1
-        c2[rep, li + 1] = d2
-    return c1, c2
+    tasks = [(ai, li, rep) for ai in range(len(arms)) for li in range(len(levels)) for rep in range(n_repeats)]
+    res = _run(arms, tasks, (z, weighted, measure, g.vcount(), seed), n_jobs, verbose, desc)
+    offsets = np.cumsum([0] + [len(uses) for _, _, uses in arms])
+    out = np.zeros((int(offsets[-1]), n_repeats, len(levels) + 1))
+    for ai, li, rep, d in res:
+        out[offsets[ai]:offsets[ai + 1], rep, li + 1] = d
+    return list(out)
