@@ -5,9 +5,9 @@ Python entry points follow scanpy (``magmap.tl.*`` on AnnData) and scikit-learn 
 
 Subpackages: :mod:`magmap.medmagma` (MED-MAGMA, GmGM, single-axis), :mod:`magmap.umap` (robust
 parametric UMAP), :mod:`magmap.crown` (bound propagation), :mod:`magmap.robustness` (robin-style
-tests), :mod:`magmap.metrics`, :mod:`magmap.datasets`, :mod:`magmap.io` (R ``.rds`` interchange),
+tests), :mod:`magmap.metrics`, :mod:`magmap.datasets`, :mod:`magmap.io` (file readers, R ``.rds`` interchange),
 :mod:`magmap.rbridge` (everything that crosses to or from R),
-:mod:`magmap.tl` (scanpy front doors), :mod:`magmap.preprocessing` (network gene selection),
+:mod:`magmap.tl` (scanpy front doors), :mod:`magmap.preprocessing` (gene selection),
 :mod:`magmap.pipeline` (the main job behind ``magmap run``).
 """
 from ._version import __version__

@@ -23,24 +23,6 @@ class InputError(ValueError):
     """A problem with the user's input, stated in one line with its fix (shown without a traceback)."""
 
 
-def _read_rds(path: Path) -> Any:
-    from ..io import read_rds
-
-    try:
-        return read_rds(path)
-    except ImportError as err:
-        raise InputError(f"reading {path.name} needs R with rpy2 and anndata2ri ({err}); install them "
-                         "(pip install 'rpy2==3.5.17' anndata2ri) or save the object as .h5ad first.") from err
-
-
-def _read_10x_h5(path: Path) -> Any:
-    import scanpy as sc
-
-    adata = sc.read_10x_h5(str(path))
-    adata.var_names_make_unique()
-    return adata
-
-
 def load_input(path: str | Path | None) -> tuple[Any, str]:
     """Read ``path`` into an AnnData and say where it came from.
 
@@ -53,30 +35,25 @@ def load_input(path: str | Path | None) -> tuple[Any, str]:
     InputError
         When the file is missing or cannot be read; the message names the file and the fix.
     """
-    from ..datasets import baron2016_pancreas, read
+    from ..datasets import baron2016_pancreas
+    from ..io.readers import SUPPORTED, read
 
     if path is None:
         return baron2016_pancreas(), "bundled dataset: Baron et al. (2016) pancreas, 328 cells"
     p = Path(path).expanduser()
     if not p.exists():
         raise InputError(f"input {str(p)!r} does not exist; check the path (working directory: {Path.cwd()}).")
-    name = p.name.lower()
     try:
         with warnings.catch_warnings():
             # anndata's notices about old file layouts are not the user's problem
             warnings.simplefilter("ignore", FutureWarning)
-            if name.endswith(".rds"):
-                adata = _read_rds(p)
-            elif p.is_file() and name.endswith(".h5"):
-                adata = _read_10x_h5(p)
-            else:
-                adata = read(p)
-    except InputError:
-        raise
+            adata = read(p)
     except Exception as err:  # readers raise many types (h5py, pandas, rpy2) for a broken file
+        if isinstance(err, ImportError) and p.name.lower().endswith(".rds"):
+            raise InputError(f"reading {p.name} needs R with rpy2 and anndata2ri ({err}); install them "
+                             "(pip install 'rpy2==3.5.17' anndata2ri) or save the object as .h5ad first.") from err
         msg = " ".join(str(err).split()).rstrip(".")
-        raise InputError(f"could not read {str(p)!r}: {msg}. Supported inputs: .h5ad, .rds "
-                         "(SingleCellExperiment or Seurat), a 10x folder or .h5 file, CSV/TSV (cells in rows).") from err
+        raise InputError(f"could not read {str(p)!r}: {msg}. Supported inputs: {SUPPORTED}.") from err
     return adata, str(p)
 
 
