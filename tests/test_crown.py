@@ -258,6 +258,25 @@ def test_network_forms_equivalent():
         torch.testing.assert_close(got[1], ref[1], rtol=0, atol=1e-12)
 
 
+def test_one_layer_walker_for_bounds_and_user_encoders():
+    from magmap.crown import linear_relu_layers
+    from magmap.umap.encoder import as_sequential
+
+    net = _mlp([6, 8, 8, 2], seed=11)
+    nested = nn.Sequential(nn.Sequential(net[0], net[1]), nn.ModuleList([net[2], net[3]]), nn.Identity(), net[4])
+    assert linear_relu_layers(nested) == [net[0], net[1], net[2], net[3], nested[2], net[4]]
+    flat = as_sequential(nested, 6, 2)  # the encoder check walks the same way, dropping the no-op
+    assert list(flat) == list(net)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    torch.testing.assert_close(flat(x), net(x), rtol=0, atol=0)
+    bad = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Sequential(nn.Linear(8, 8), nn.Sigmoid()), nn.Linear(8, 2))
+    with pytest.raises(TypeError, match=r"unsupported layers \['Sigmoid', 'Tanh'\]"):
+        output_bounds(bad, x.float(), 0.1)
+    with pytest.raises(ValueError, match=r"`encoder` may contain only nn.Linear and nn.ReLU layers \(unsupported "
+                                         r"layers \['Sigmoid', 'Tanh'\]"):
+        as_sequential(bad, 6, 2)
+
+
 def test_leading_and_trailing_relu_sound():
     torch.manual_seed(11)
     net = nn.Sequential(nn.ReLU(), nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3), nn.ReLU()).double()

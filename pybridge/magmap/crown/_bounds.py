@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["output_bounds", "bound_area_loss", "METHODS"]
+__all__ = ["output_bounds", "bound_area_loss", "linear_relu_layers", "METHODS"]
 
 #: Accepted ``method`` names (case-insensitive; ``"backward"`` is an alias of ``"crown"``).
 METHODS = ("ibp", "crown", "crown-ibp")
@@ -51,9 +51,17 @@ EpsilonLike = Union[float, int, Tensor, None]
 # --------------------------------------------------------------------------------------------------
 # Network parsing
 # --------------------------------------------------------------------------------------------------
-def _flatten_layers(network: nn.Module) -> List[nn.Module]:
-    """Return the leaf layers of ``network`` in order (nested ``Sequential``/``ModuleList`` expanded)."""
-    if isinstance(network, (nn.Linear, nn.ReLU, nn.Flatten, nn.Identity)):
+_LAYER_TYPES = (nn.Linear, nn.ReLU, nn.Flatten, nn.Identity)
+
+
+def linear_relu_layers(network: nn.Module) -> List[nn.Module]:
+    """The layers of a Linear/ReLU network in order, nested ``Sequential``/``ModuleList`` expanded.
+
+    The top-level module may also be a plain ``nn.Module`` holding its layers in ``.layers`` or as its
+    children. ``nn.Flatten`` and ``nn.Identity`` are kept (no-ops to the bounds). Raises ``TypeError``
+    naming every unsupported layer: CROWN bounds (and the robust UMAP encoder) are Linear/ReLU only.
+    """
+    if isinstance(network, _LAYER_TYPES):
         return [network]
     if isinstance(network, (nn.Sequential, nn.ModuleList)):
         children: Iterable[nn.Module] = list(network)
@@ -69,19 +77,25 @@ def _flatten_layers(network: nn.Module) -> List[nn.Module]:
     else:
         raise TypeError(f"`network` must be a torch.nn.Module, got {type(network).__name__}")
     layers: List[nn.Module] = []
-    for child in children:
-        if not isinstance(child, nn.Module):
-            raise TypeError(f"`network.layers` must hold nn.Module objects, got {type(child).__name__}")
-        if isinstance(child, (nn.Linear, nn.ReLU, nn.Flatten, nn.Identity)):
-            layers.append(child)
-        elif isinstance(child, (nn.Sequential, nn.ModuleList)):
-            layers.extend(_flatten_layers(child))
-        else:
-            raise TypeError(
-                f"unsupported layer {type(child).__name__} ({child!r}) in the network: "
-                "CROWN bounds support only nn.Linear and nn.ReLU layers "
-                "(nn.Flatten and nn.Identity are accepted as no-ops)"
-            )
+    bad: List[str] = []
+
+    def walk(modules: Iterable[nn.Module]) -> None:
+        for child in modules:
+            if not isinstance(child, nn.Module):
+                raise TypeError(f"`network.layers` must hold nn.Module objects, got {type(child).__name__}")
+            if isinstance(child, _LAYER_TYPES):
+                layers.append(child)
+            elif isinstance(child, (nn.Sequential, nn.ModuleList)):
+                walk(child)
+            else:
+                bad.append(type(child).__name__)
+
+    walk(children)
+    if bad:
+        raise TypeError(
+            f"unsupported layers {sorted(set(bad))} in the network: CROWN bounds support only nn.Linear and "
+            "nn.ReLU layers (nn.Flatten and nn.Identity are accepted as no-ops)"
+        )
     return layers
 
 
@@ -98,7 +112,7 @@ def _parse(network: nn.Module) -> Tuple[bool, List[Affine], bool]:
     tail_relu
         Whether a ReLU follows the last linear layer.
     """
-    layers = _flatten_layers(network)
+    layers = linear_relu_layers(network)
     lead_relu = False
     affines: List[Affine] = []
     pending_relu = False  # a ReLU seen after the last affine
@@ -444,7 +458,7 @@ def output_bounds(
         raise ValueError(f"unknown backend {backend!r}; choose 'native' or 'auto_lirpa'")
 
     lead_relu, affines, tail_relu = _parse(network)
-    starts_flat = isinstance(next(iter(_flatten_layers(network)), None), nn.Flatten)
+    starts_flat = isinstance(next(iter(linear_relu_layers(network)), None), nn.Flatten)
     params = [w for w, _ in affines]
     if params:
         dtype, device = params[0].dtype, params[0].device

@@ -26,7 +26,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from ._bounds import (Affine, DEFAULT_CHUNK_BYTES, EpsilonLike, _as_tensor, _backward, _check_x, _flatten_layers,
+from ._bounds import (Affine, DEFAULT_CHUNK_BYTES, EpsilonLike, _as_tensor, _backward, _check_x, linear_relu_layers,
                       _ibp_pre_activations, _linear_interval, _parse, _relaxation)
 
 __all__ = ["crown_bounds", "CrownBounds"]
@@ -124,7 +124,7 @@ def crown_bounds(network: nn.Module, x: Tensor, epsilon: EpsilonLike, *,
     if lead_relu or not affines:
         raise TypeError("crown_bounds needs a network that starts with nn.Linear; use output_bounds() otherwise.")
     w0 = affines[0][0]
-    starts_flat = isinstance(next(iter(_flatten_layers(network)), None), nn.Flatten)
+    starts_flat = isinstance(next(iter(linear_relu_layers(network)), None), nn.Flatten)
     x = _check_x(x, w0.shape[1], w0.dtype, w0.device, flatten=starts_flat)
     eps = _row_epsilon(epsilon, x)
     n_relu = len(affines) - 1

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..crown import linear_relu_layers
+
 __all__ = ["DEFAULT_HIDDEN_LAYERS", "make_encoder", "as_sequential", "layer_widths", "rebuild", "with_batch_norm",
            "fold_batch_norm", "fold_input_projection"]
 
@@ -42,12 +44,12 @@ def as_sequential(module: nn.Module, n_in: int, n_out: int) -> nn.Sequential:
     Linear/ReLU network; an output ReLU would clip coordinates at 0), take ``n_in`` inputs and give
     ``n_out`` outputs.
     """
-    leaves = [m for m in module.modules() if len(list(m.children())) == 0]
-    leaves = [m for m in leaves if not isinstance(m, (nn.Identity, nn.Flatten))]
-    bad = [type(m).__name__ for m in leaves if not isinstance(m, (nn.Linear, nn.ReLU))]
     fix = "pass an nn.Sequential like nn.Sequential(nn.Linear(G, 100), nn.ReLU(), nn.Linear(100, 2))"
-    if bad:
-        raise ValueError(f"`encoder` may contain only nn.Linear and nn.ReLU layers, found {sorted(set(bad))}; {fix}.")
+    try:
+        leaves = linear_relu_layers(module)
+    except TypeError as err:
+        raise ValueError(f"`encoder` may contain only nn.Linear and nn.ReLU layers ({err}); {fix}.") from None
+    leaves = [m for m in leaves if not isinstance(m, (nn.Identity, nn.Flatten))]
     if not leaves or not isinstance(leaves[-1], nn.Linear) or not isinstance(leaves[0], nn.Linear):
         raise ValueError(f"`encoder` must start and end with nn.Linear (no output activation); {fix}.")
     for a, b in zip(leaves, leaves[1:]):
