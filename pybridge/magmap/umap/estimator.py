@@ -45,8 +45,8 @@ __all__ = ["RobustUMAP", "Certificate", "BOUND_METHODS"]
 #: and the weight of the reconstruction term ‖z − ẑ‖².
 _DEFAULT_EPOCHS = 300
 _DEFAULT_EPOCHS_LARGE = 200
-_DEFAULT_ROBUST_EPOCHS = 120
-_RADIUS_GAIN = 3.0
+_DEFAULT_ROBUST_EPOCHS = 100
+_RADIUS_GAIN = 3.3
 _ROBUST_BATCH_FACTOR = 4
 _RADIUS_SAMPLE = 64
 _ROBUST_LR_FACTOR = 1.0 / 3.0
@@ -111,12 +111,13 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         each cell's own limit is its certified radius.
     robust, robust_weight, robust_epochs, robust_cells
         Whether to run the robust phase, the weight of its box hinge (1), its length in optimiser steps
-        (``None``: 120), and cells per step whose boxes are bounded (128; the UMAP and reconstruction
+        (``None``: 100), and cells per step whose boxes are bounded (128; the UMAP and reconstruction
         terms use 4× as many cells).
     robust_epsilon
-        Radius the robust phase trains at. ``None``: 3 × the median certified radius of the phase-1
+        Radius the robust phase trains at. ``None``: 3.3 × the median certified radius of the phase-1
         network (CROWN, on up to 64 training cells), so the robust phase aims at boxes within 5 % of
-        the map for perturbations 3× larger than phase 1 certified. Resolved value: ``robust_epsilon_``.
+        the map for perturbations 3.3× larger than phase 1 certified (the margin over 3×: the
+        phase ends before every cell reaches it). Resolved value: ``robust_epsilon_``.
     robust_bound_method
         Bounds inside the robust phase's loss: ``"crown-ibp-hidden"`` (default: exact intervals of the
         first layer, CROWN-IBP above it; no pass over the genes per cell), ``"crown-ibp"`` (its backward
@@ -213,7 +214,7 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
             raise ValueError(f"`epsilon` must be ≥ 0 (L∞ radius in model input units), got {self.epsilon}.")
         if self.robust_epsilon is not None and not (np.isfinite(self.robust_epsilon) and self.robust_epsilon > 0):
             raise ValueError(f"`robust_epsilon` must be a positive number (L∞ radius in model input units) or None "
-                             f"(3 × the phase-1 median certified radius), got {self.robust_epsilon}.")
+                             f"(3.3 × the phase-1 median certified radius), got {self.robust_epsilon}.")
         if not self.robust_weight >= 0:
             raise ValueError(f"`robust_weight` must be ≥ 0, got {self.robust_weight}.")
         if self.n_top_genes is not None:

@@ -149,7 +149,8 @@ def _touched(n: int, *index: torch.Tensor) -> tuple[torch.Tensor | None, tuple[t
     return rows, tuple(pos[ix] for ix in index)
 
 
-def hidden_interval_bounds(net: nn.Sequential, x: torch.Tensor, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+def hidden_interval_bounds(net: nn.Sequential, x: torch.Tensor, epsilon: float, *,
+                           first_output: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Certified output bounds for the L∞ ball of radius ``epsilon`` around each row of ``x``: the exact
     interval of every first-layer pre-activation (``h ± ε‖W₁ᵣ‖₁``), then CROWN-IBP on the rest of the
     network from that box.
@@ -157,9 +158,10 @@ def hidden_interval_bounds(net: nn.Sequential, x: torch.Tensor, epsilon: float) 
     Sound (the box contains the image of the ball) and looser than CROWN-IBP, whose last backward pass
     reaches the input (``ε‖ΛW₁‖₁`` instead of ``ε|Λ|·‖W₁ᵣ‖₁``); but it costs no pass over the genes per
     cell, so the robust phase can bound more cells per step. Differentiable in the weights.
+    ``first_output``: ``net[0](x)`` when the caller has it already (the training step's forward pass).
     """
     first = net[0]
-    h = first(x)
+    h = first(x) if first_output is None else first_output
     radius = epsilon * first.weight.abs().sum(dim=1)
     identity = nn.Linear(h.shape[1], h.shape[1]).to(device=h.device, dtype=h.dtype)
     with torch.no_grad():
@@ -194,6 +196,7 @@ def train_robust(
     history: list[dict] = []
     bar = progress(range(1, n_epochs + 1), verbose=verbose, desc=desc, leave=False)
     ramp = max(1, n_epochs // 2)
+    reuse_first = bounds is hidden_interval_bounds
     t0 = time.perf_counter()
     for epoch in bar:
         for group in opt.param_groups:
@@ -205,14 +208,22 @@ def train_robust(
         due = due[pos[edges.heads[due]] >= 0]
         h, t = pos[edges.heads[due]], edges.tails[due]
         neg = torch.randint(0, n, (h.numel() * negative_sample_rate,), generator=generator, device=dev)
-        z = net(X[batch])
+        xb = X[batch]
+        if reuse_first:  # the bounded cells lead the batch: reuse their first-layer output
+            h1 = net[0](xb)
+            z = net[1:](h1)
+        else:
+            z = net(xb)
         w = edges.weights[due] if edges.loss == "probability" else None
         with torch.no_grad():
             grad, l_umap = umap_forces(z.detach(), h, t, neg, a=a, b=b, repulsion_strength=repulsion_strength,
                                        weights=w, other=targets)
         recon = ((z - targets[batch]) ** 2).sum(dim=1).mean()
         eps = epsilon * min(1.0, epoch / ramp)
-        lower, upper = bounds(net, X[batch[:nb]], eps)
+        if reuse_first:
+            lower, upper = bounds(net, xb[:nb], eps, first_output=h1[:nb])
+        else:
+            lower, upper = bounds(net, xb[:nb], eps)
         diag = ((upper - lower) ** 2).sum(dim=1).add(1e-12).sqrt() / diagonal
         l_bound = torch.relu(diag - fraction).mean()
         total = weight * l_bound + recon_weight * recon
