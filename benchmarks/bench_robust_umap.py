@@ -22,7 +22,9 @@ Sections (each writes ``benchmarks/results/robust_umap_<section>.json`` as soon 
 With several sections, ``robust_umap_run.json`` also holds the whole run, with the acceptance checks
 (``targets``: each comparison's two numbers and whether it is met) on top.
 
-Every timing is taken under ``flock /tmp/magmap-cpu.lock`` with the load average recorded beside it.
+Every timing is taken under ``flock /tmp/magmap-cpu.lock`` with the load average recorded beside it. On a
+shared, oversubscribed machine run it with ``OMP_WAIT_POLICY=PASSIVE`` (recorded in ``thread_env``): OpenMP
+threads that spin while another process holds the core made a 240-cell fit 3-10x slower in wall time.
 Usage: ``flock /tmp/magmap-cpu.lock python benchmarks/bench_robust_umap.py [--sections pancreas,datasets,...]
 [--seeds 0,1,2]``; transform alone: ``--only transform [--model m.magmap]``; on a CUDA machine:
 ``python benchmarks/bench_robust_umap.py --gpu-only [--results-dir DIR]``.
@@ -71,7 +73,10 @@ def dump(name: str, payload: dict) -> dict:
     defaults = {k: v for k, v in RobustUMAP().get_params().items() if k != "encoder"}
     payload = {"benchmark": f"robust_umap_{name}", "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "git_commit": git_commit(), "versions": versions(), "cpu_count": os.cpu_count(),
-               "torch_threads": torch.get_num_threads(), "robust_umap_defaults": defaults, **payload}
+               "torch_threads": torch.get_num_threads(), "robust_umap_defaults": defaults,
+               "thread_env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                             "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")},
+               **payload}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"robust_umap_{name}.json").write_text(json.dumps(payload, indent=1, default=float))
     log.info("wrote %s", OUT / f"robust_umap_{name}.json")
