@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._keys import GMGM_KEY, MEDMAGMA_KEY, connectivities_key
 from .._utils import versions
 from . import run as run_cli
 from . import project as project_cli
@@ -22,7 +23,8 @@ def _write_json(path: Path, obj: Any) -> None:
 
 def summarize_file(path: str | None, out: Path, label_key: str | None) -> dict[str, Any]:
     """Load (bundled data when ``path`` is None), validate, summarise, and write ``summary.json``."""
-    from ..datasets import baron2016_pancreas, read, summarize_counts
+    from ..datasets import baron2016_pancreas, summarize_counts
+    from ..io.readers import read
 
     adata = baron2016_pancreas() if path is None else read(path)
     if label_key is None and path is None:
@@ -56,7 +58,7 @@ def _networks(adata: Any, out: Path, *, seed: int, n_genes: int) -> dict[str, An
     from sklearn.metrics import adjusted_mutual_info_score
 
     from .. import tl
-    from ..umap.preprocess import select_hvg
+    from ..preprocessing import select_hvg
 
     hvg, flavor = select_hvg(adata.X, n_genes)
     mask = np.zeros(adata.n_vars, dtype=bool)
@@ -65,16 +67,16 @@ def _networks(adata: Any, out: Path, *, seed: int, n_genes: int) -> dict[str, An
     sc.pp.log1p(adata, layer="log1p")
     labels = adata.obs["cell_type"].to_numpy()
     res: dict[str, Any] = {"hvg_flavor": flavor, "n_genes": int(mask.sum()), "methods": {}}
-    for key, run in (("medmagma", lambda: tl.med_magma(adata, genes=mask, random_state=seed, key_added="medmagma")),
-                     ("gmgm", lambda: tl.gmgm(adata, layer="log1p", genes=mask, random_state=seed, key_added="gmgm"))):
+    for key, run in ((MEDMAGMA_KEY, lambda: tl.med_magma(adata, genes=mask, random_state=seed, key_added=MEDMAGMA_KEY)),
+                     (GMGM_KEY, lambda: tl.gmgm(adata, layer="log1p", genes=mask, random_state=seed, key_added=GMGM_KEY))):
         t = time.perf_counter()
         run()
         seconds = time.perf_counter() - t
-        cells = adata.obsp[f"{key}_connectivities"]
+        cells = adata.obsp[connectivities_key(key)]
         sc.tl.leiden(adata, neighbors_key=key, key_added=f"{key}_leiden", random_state=seed,
                      flavor="igraph", n_iterations=2, directed=False)
         sp.save_npz(out / f"{key}_cell_graph.npz", sp.csr_matrix(cells))
-        sp.save_npz(out / f"{key}_gene_graph.npz", sp.csr_matrix(adata.varp[f"{key}_connectivities"]))
+        sp.save_npz(out / f"{key}_gene_graph.npz", sp.csr_matrix(adata.varp[connectivities_key(key)]))
         res["methods"][key] = {
             "seconds": round(seconds, 2),
             "cell_edges": int(cells.nnz // 2),
@@ -85,7 +87,7 @@ def _networks(adata: Any, out: Path, *, seed: int, n_genes: int) -> dict[str, An
         }
     res["chance_same_type_fraction"] = float(sum((c / len(labels)) ** 2 for c in
                                                  adata.obs["cell_type"].value_counts().to_numpy()))
-    adata.obs[["cell_type", "medmagma_leiden", "gmgm_leiden"]].to_csv(out / "cell_clusters.csv")
+    adata.obs[["cell_type"] + [f"{k}_leiden" for k in (MEDMAGMA_KEY, GMGM_KEY)]].to_csv(out / "cell_clusters.csv")
     return res
 
 
@@ -94,8 +96,8 @@ def _robustness(adata: Any, out: Path, *, seed: int, n_repeats: int) -> dict[str
     from ..robustness import robin
 
     res: dict[str, Any] = {}
-    for key in ("medmagma", "gmgm"):
-        r = robin(adata.obsp[f"{key}_connectivities"], method="louvain", measure="vi", n_repeats=n_repeats,
+    for key in (MEDMAGMA_KEY, GMGM_KEY):
+        r = robin(adata.obsp[connectivities_key(key)], method="louvain", measure="vi", n_repeats=n_repeats,
                   random_state=seed, verbose=False)
         res[key] = {"bayes_factor_ln": r.bayes_factor, "auc_real": r.auc[0], "auc_null": r.auc[1],
                     "backend": r.backend, "seed": r.params["seed"]}
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="run the main job on the dataset shipped with magmap")
     p_demo.add_argument("--out", default="demo_results", help="folder for the results (default: demo_results)")
     p_demo.add_argument("--quick", action="store_true", help="smaller settings (used by the tests)")
-    p_sum = sub.add_parser("summarize", help="validate and summarise a count matrix (.h5ad, 10x folder, CSV)")
+    p_sum = sub.add_parser("summarize", help="validate and summarise a count matrix (.h5ad, .rds, 10x folder or .h5, CSV)")
     p_sum.add_argument("path")
     p_sum.add_argument("--labels", default=None, help="obs column with cell labels")
     p_sum.add_argument("--out", default="summary_results")
