@@ -509,11 +509,15 @@ def main() -> None:
                     help="only the GPU section (same as --only gpu): imports torch, numpy, scipy, scikit-learn, h5py "
                          "(tqdm if present) and magmap's umap/crown code, nothing else")
     ap.add_argument("--results-dir", default=None, help="where the JSON goes (default benchmarks/results)")
+    ap.add_argument("--pancreas-h5ad", default=None,
+                    help="path of the pancreas .h5ad (default: under $MAGMAP_SHARED/data or ../shared/data)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    global OUT, PANCREAS
     if args.results_dir:
-        global OUT
         OUT = Path(args.results_dir)
+    if args.pancreas_h5ad:  # an absolute path replaces SHARED / relative path
+        PANCREAS = (str(Path(args.pancreas_h5ad).resolve()), PANCREAS[1])
     sections = ["gpu"] if args.gpu_only else [args.only] if args.only else args.sections.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     results = {}
