@@ -174,6 +174,8 @@ def main() -> None:
     ap.add_argument("--workdir", default=None, help="folder for the generated data (default: a temporary one)")
     ap.add_argument("--out", default=None, help="JSON written (default: results/atlas.json, or atlas_gpu.json "
                     "with --gpu-only)")
+    ap.add_argument("--reuse", action="store_true", help="with --workdir: reuse the cells generated there by an "
+                    "earlier run with the same --cells and --seed (generation time reported from that run)")
     ap.add_argument("--gpu-only", action="store_true", help="run only the GPU section (fit, transform and "
                     "certify --gpu-cells cells in memory on CUDA); skips with a message without CUDA")
     ap.add_argument("--gpu-cells", type=int, default=1_000_000)
@@ -222,7 +224,13 @@ def main() -> None:
         print(f"model fitted in {record['model']['fit_seconds']} s", flush=True)
 
         path = work / "atlas.h5ad"
-        record["generate"] = generate(source, path, args.cells, args.seed)
+        meta = work / "atlas.generate.json"
+        if args.reuse and path.exists() and meta.exists() and json.loads(meta.read_text())["params"] == [
+                args.cells, args.seed]:
+            record["generate"] = {**json.loads(meta.read_text())["generate"], "reused": True}
+        else:
+            record["generate"] = generate(source, path, args.cells, args.seed)
+            meta.write_text(json.dumps({"params": [args.cells, args.seed], "generate": record["generate"]}))
         print(f"generated {args.cells:,} cells: {record['generate']}", flush=True)
 
         with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
