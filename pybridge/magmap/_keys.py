@@ -1,9 +1,22 @@
-"""Every AnnData key magmap writes, in one place (so Python, R and the docs agree)."""
+"""Every AnnData key magmap writes, in one place: every Python module that writes or reads them imports them from here.
+
+The R package names its slots the Bioconductor way (``reducedDim(x, "RobustUMAP")``,
+``colData(x)$RobustUMAP.certified_radius``, ``colPair(x, "MedMagma")``), not with these keys."""
 from __future__ import annotations
 
 MEDMAGMA_KEY = "medmagma"
 GMGM_KEY = "gmgm"
 ROBUST_UMAP_KEY = "robust_umap"
+
+# written by ``magmap run`` (:mod:`magmap.pipeline`)
+RUN_KEY = "magmap_run"
+ROBUSTNESS_KEY = f"{MEDMAGMA_KEY}_robustness"
+NETWORK_GENE_KEY = "magmap_network_gene"
+CLUSTER_SUFFIX = "_leiden"
+MODULE_KEY = f"{MEDMAGMA_KEY}_module"
+MODULE_SHARE_KEY = f"{MEDMAGMA_KEY}_module_share"
+GENE_IMPACT_KEY = f"{ROBUST_UMAP_KEY}_gene_impact"
+LOG_LAYER = "log1p"
 
 
 def connectivities_key(key: str) -> str:

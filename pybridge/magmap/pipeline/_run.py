@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._keys import GMGM_KEY, MEDMAGMA_KEY, ROBUST_UMAP_KEY, connectivities_key, embedding_key, certified_radius_key
+from .._keys import (GMGM_KEY, MEDMAGMA_KEY, NETWORK_GENE_KEY, ROBUST_UMAP_KEY, ROBUSTNESS_KEY, RUN_KEY,
+                     certified_radius_key, connectivities_key, embedding_key)
 from .._utils import versions
 from . import _steps
 from ._inputs import BUNDLED_LABEL, MIN_CELLS, MIN_GENES, InputError, cell_labels, count_matrix, load_input
@@ -29,8 +30,6 @@ __all__ = ["run", "prepare", "RUN_KEY", "ROBUSTNESS_KEY", "FILES"]
 
 logger = logging.getLogger("magmap")
 
-RUN_KEY = "magmap_run"
-ROBUSTNESS_KEY = f"{MEDMAGMA_KEY}_robustness"
 MODEL_FILE = "robust_umap.magmap"
 FILES = ["report.html", "summary.json", "results.h5ad", MODEL_FILE, "cells.csv", "genes.csv",
          "medmagma_cell_edges.csv", "medmagma_gene_edges.csv", "gmgm_cell_edges.csv", "gmgm_gene_edges.csv"]
@@ -98,7 +97,7 @@ def _write_tables(adata: Any, folder: Path) -> None:
     cells = cells.join(adata.obsm[_steps.MODULE_SHARE_KEY].add_suffix("_share_percent"))
     cells.index.name = "cell"
     cells.to_csv(folder / "cells.csv")
-    genes = pd.DataFrame({"network_gene": adata.var["magmap_network_gene"], "module": adata.var[_steps.MODULE_KEY],
+    genes = pd.DataFrame({"network_gene": adata.var[NETWORK_GENE_KEY], "module": adata.var[_steps.MODULE_KEY],
                           "gene_impact": adata.var[_steps.GENE_IMPACT_KEY]}, index=adata.var_names)
     genes.index.name = "gene"
     genes[genes["network_gene"] | genes["gene_impact"].notna()].to_csv(folder / "genes.csv")

@@ -13,16 +13,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._keys import GMGM_KEY, MEDMAGMA_KEY, ROBUST_UMAP_KEY, connectivities_key, genes_used_key
+from .._keys import (CLUSTER_SUFFIX, GENE_IMPACT_KEY, GMGM_KEY, LOG_LAYER, MEDMAGMA_KEY, MODULE_KEY, MODULE_SHARE_KEY,
+                     NETWORK_GENE_KEY, ROBUST_UMAP_KEY, connectivities_key, genes_used_key)
 
 __all__ = ["RunSettings", "preprocess", "networks", "cell_clusters", "gene_modules", "robustness", "embedding",
            "leiden", "CLUSTER_SUFFIX", "MODULE_KEY", "MODULE_SHARE_KEY", "GENE_IMPACT_KEY", "LOG_LAYER"]
-
-CLUSTER_SUFFIX = "_leiden"
-MODULE_KEY = f"{MEDMAGMA_KEY}_module"
-MODULE_SHARE_KEY = f"{MEDMAGMA_KEY}_module_share"
-GENE_IMPACT_KEY = f"{ROBUST_UMAP_KEY}_gene_impact"
-LOG_LAYER = "log1p"
 
 
 @dataclass
@@ -89,7 +84,7 @@ def preprocess(adata: Any, settings: RunSettings) -> dict[str, Any]:
 
         raise InputError(f"only {int(mask.sum())} genes passed the network gene selection (of {adata.n_vars}); "
                          "the input needs more expressed genes (at least 20 expressed in a few cells).")
-    adata.var["magmap_network_gene"] = mask
+    adata.var[NETWORK_GENE_KEY] = mask
     log = sp.csr_matrix(adata.X, dtype=np.float32, copy=True)
     log.data = np.log1p(log.data)
     adata.layers[LOG_LAYER] = log
@@ -100,7 +95,7 @@ def networks(adata: Any, settings: RunSettings) -> dict[str, Any]:
     """MED-MAGMA on the counts and GmGM on log1p counts, on the network genes (``tl.med_magma``/``tl.gmgm`` keys)."""
     from .. import tl
 
-    genes = adata.var["magmap_network_gene"].to_numpy(dtype=bool)
+    genes = adata.var[NETWORK_GENE_KEY].to_numpy(dtype=bool)
     tl.med_magma(adata, genes=genes, n_neighbors=settings.n_neighbors, n_gene_neighbors=settings.n_gene_neighbors,
                  random_state=settings.seed, key_added=MEDMAGMA_KEY)
     tl.gmgm(adata, layer=LOG_LAYER, genes=genes, n_neighbors=settings.n_neighbors,
