@@ -107,6 +107,8 @@ def _provenance() -> dict:
 
     return {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "git_commit": _git("rev-parse", "--short", "HEAD"),
             "magmap_imported_from": str(Path(magmap.__file__).parent),
+            # set when magmap is imported from an exported snapshot (git archive) rather than this checkout
+            "magmap_code_commit": os.environ.get("MAGMAP_CODE_COMMIT", "this checkout"),
             "uncommitted_changes_in_umap_or_crown": _git("status", "--porcelain", "--", "../pybridge/magmap/umap",
                                                          "../pybridge/magmap/crown").splitlines(),
             "versions": versions(), "robust_umap_defaults": {k: v for k, v in RobustUMAP().get_params().items()
@@ -140,15 +142,18 @@ class Data:
             self.a, self.y = self.a[keep].copy(), self.y[keep]
         self.coarse = self.a.obs[COARSE].astype(str).to_numpy()
         self._cache: dict = {}
+        self.cached: set[str] = set()  # keys reloaded from cache_dir (their fit times are not measured)
 
     def fit(self, key: str, make):
         """``make()`` (a fitted model), pickled under ``cache_dir`` so a rerun of a section skips its fits."""
         import pickle
 
+        self.cached.discard(key)
         if self.cache_dir is None:
             return make()
         path = self.cache_dir / f"{key}_seed{self.seed}_n{self.a.n_obs}.pkl"
         if path.exists():
+            self.cached.add(key)
             return pickle.loads(path.read_bytes())
         model = make()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -206,8 +211,11 @@ def scatter(ax, Z: np.ndarray, labels: np.ndarray, colors: dict, *, marker: str 
                        label=c, rasterized=True)
     ax.set_xticks([])
     ax.set_yticks([])
-    if legend:
-        ax.legend(fontsize=6, markerscale=4, frameon=False, loc="best")
+    if legend:  # every cluster once, as a dot, whatever markers were drawn
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], ls="", marker="o", ms=4, color=col, label=c) for c, col in colors.items()]
+        ax.legend(handles=handles, fontsize=6, frameon=False, loc="best")
 
 
 def _plt():
@@ -315,6 +323,8 @@ def section_fraction(d: Data, args) -> dict:
         Ute = ref.transform(Yte)
         uproj_s = time.perf_counter() - t
         res = {"fraction": frac, "n_train": int(train.sum()), "n_projected": int((~train).sum())}
+        fit_s = None if f"fraction{frac}" in d.cached else fit_s
+        ufit_s = None if f"umap_fraction{frac}" in d.cached else ufit_s
         for key, Ztr, Zp, fs, ps in (("magmap", m.embedding_, Zte, fit_s, proj_s),
                                      ("umap_learn", ref.embedding_, Ute, ufit_s, uproj_s)):
             Zall = np.empty((d.a.n_obs, 2), dtype=np.float64)
@@ -323,7 +333,7 @@ def section_fraction(d: Data, args) -> dict:
                                                                n_neighbors=K),
                         "projected_alpha_beta_accuracy": _alpha_beta(Zp, d.y[~train], Ztr, d.y[train]),
                         "trustworthiness_all_cells": trustworthiness(X_all, Zall, n_neighbors=K, max_cells=None),
-                        "fit_s": round(fs, 2), "project_s": round(ps, 2)}
+                        "fit_s": None if fs is None else round(fs, 2), "project_s": round(ps, 2)}
             pics[(frac, key)] = (Ztr, Zp, train)
         rows.append(res)
         print(f"fraction {frac}: magmap {res['magmap']}  umap-learn {res['umap_learn']}", flush=True)
@@ -334,8 +344,8 @@ def section_fraction(d: Data, args) -> dict:
         for i, (name, key) in enumerate((("magmap RobustUMAP", "magmap"), ("umap-learn transform", "umap_learn"))):
             Ztr, Zp, train = pics[(frac, key)]
             ax = axes[i, j]
-            scatter(ax, Zp, d.y[~train], colors, s=2, alpha=0.6)
-            scatter(ax, Ztr, d.y[train], colors, marker="x", s=10, alpha=1.0, legend=(i == 0 and j == 0))
+            scatter(ax, Zp, d.y[~train], colors, s=2, alpha=0.6, legend=(i == 0 and j == 0))
+            scatter(ax, Ztr, d.y[train], colors, marker="x", s=10, alpha=1.0)
             r = rows[j][key]
             ab = r["projected_alpha_beta_accuracy"]
             ax.set_title(f"{name}, train {frac:.0%}\nprojected acc {r['projected_knn_accuracy']:.3f}, "
@@ -355,7 +365,9 @@ def section_fraction(d: Data, args) -> dict:
                        "projected_alpha_beta_accuracy": "the same, training and projected cells restricted to Alpha "
                                                         "and Beta (does the map separate them?)",
                        "trustworthiness_all_cells": "sklearn, 15 neighbours, training + projected cells, in the "
-                                                    "50-PC space of the default model on all cells"},
+                                                    "50-PC space of the default model on all cells",
+                       "fit_s, project_s": "wall seconds under nice -n 19 on a shared machine, informational; fit_s "
+                                           "is null when the model was reloaded from --cache-dir"},
             "not_reproduced": "the paper's comparison of z-scores from the training set vs the full set: magmap "
                               "always applies the training statistics (stored in the model)",
             "figure": "reproduce_robust_umap_fraction.png"}
@@ -389,7 +401,6 @@ def _majority(labels: np.ndarray, nb: np.ndarray) -> np.ndarray:
 
 def section_heldout(d: Data, args) -> dict:
     import umap
-    from matplotlib.patches import Ellipse
     from sklearn.neighbors import NearestNeighbors
 
     from magmap.umap import RobustUMAP
@@ -429,14 +440,11 @@ def section_heldout(d: Data, args) -> dict:
             ax = axes[i, j]
             scatter(ax, Ztr, d.y[train], colors, marker="x", s=6, alpha=0.35, legend=(j == 0 and i == 0))
             scatter(ax, Zp, d.y[~train], colors, s=7, alpha=1.0)
-            lo, hi = np.quantile(Zp, 0.05, axis=0), np.quantile(Zp, 0.95, axis=0)
-            ctr, rad = (lo + hi) / 2, (hi - lo) / 2 + 0.05 * (Ztr.max(0) - Ztr.min(0))
-            ax.add_patch(Ellipse(ctr, *(2 * rad), fill=False, ls="--", lw=1, color="k"))
             r = rows[j][key]
             ax.set_title(f"{title}: without {name}\ndistance/training {r['median_over_training_median']:.2f}, "
                          f"label agreement {r['neighbour_label_agreement']:.2f}", fontsize=8)
-    fig.suptitle("Clusters left out of training (crosses: training cells; dots: the left-out cells projected, "
-                 "dashed: their 5-95 % region) (paper Fig. 3)", fontsize=9)
+    fig.suptitle("Clusters left out of training (crosses: training cells; dots: the left-out cells, projected) "
+                 "(paper Fig. 3)", fontsize=9)
     fig.tight_layout()
     fig.savefig(RESULTS / "reproduce_robust_umap_heldout.png", dpi=110)
     plt.close(fig)
@@ -498,7 +506,9 @@ def section_dropout(d: Data, args) -> dict:
                         patch_artist=True, showfliers=False, manage_ticks=False)
         for patch in bp["boxes"]:
             patch.set(facecolor=col, alpha=0.6)
-        ax.plot([], [], color=col, lw=6, alpha=0.6, label=f"{label} ({len(res[key][rates[-1]])} repeats)")
+        # the boxes are thin (repeats agree to ~1e-3): a line through the medians shows each model's curve
+        ax.plot([10 * r + off for r in rates], [np.median(res[key][r]) for r in rates], "-o", ms=4, color=col,
+                label=f"{label} ({len(res[key][rates[-1]])} repeats)")
     ax.set_xticks([10 * r for r in DROPOUT_RATES], [f"{r:.0%}" for r in DROPOUT_RATES])
     ax.set_xlabel("dropout ratio (fraction of non-zero counts set to zero)")
     ax.set_ylabel("correlation with the unperturbed embedding")
