@@ -227,6 +227,37 @@ def _plt():
     return plt
 
 
+PAIR_KEYS = ("magmap", "umap_learn")
+PAIR_NAMES = {"magmap": "magmap RobustUMAP", "umap_learn": "umap-learn transform"}
+
+
+def projection_grid(path: Path, y: np.ndarray, panels: list, title, *, width: float, suptitle: str,
+                    left_out: bool = False) -> None:
+    """Rows magmap / umap-learn, one column per experiment: training cells as crosses, projected cells as dots
+    (``left_out``: projected cells drawn large over faint training cells, as the paper's Fig. 3).
+    ``panels`` holds ``(Z_train, Z_projected, train_mask)`` row by row; ``title(name, column, key)``."""
+    plt = _plt()
+    colors = palette(y)
+    ncol = len(panels) // len(PAIR_KEYS)
+    fig, axes = plt.subplots(len(PAIR_KEYS), ncol, figsize=(width * ncol, 8 if left_out else 7))
+    for i, key in enumerate(PAIR_KEYS):
+        for j in range(ncol):
+            Ztr, Zp, train = panels[i * ncol + j]
+            ax = axes[i, j]
+            first = i == 0 and j == 0
+            if left_out:
+                scatter(ax, Ztr, y[train], colors, marker="x", s=6, alpha=0.35, legend=first)
+                scatter(ax, Zp, y[~train], colors, s=7, alpha=1.0)
+            else:
+                scatter(ax, Zp, y[~train], colors, s=2, alpha=0.6, legend=first)
+                scatter(ax, Ztr, y[train], colors, marker="x", s=10, alpha=1.0)
+            ax.set_title(title(PAIR_NAMES[key], j, key), fontsize=8)
+    fig.suptitle(suptitle, fontsize=9 if left_out else 10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def diagonal(Z: np.ndarray) -> float:
     return float(np.linalg.norm(Z.max(axis=0) - Z.min(axis=0)))
 
@@ -337,23 +368,15 @@ def section_fraction(d: Data, args) -> dict:
             pics[(frac, key)] = (Ztr, Zp, train)
         rows.append(res)
         print(f"fraction {frac}: magmap {res['magmap']}  umap-learn {res['umap_learn']}", flush=True)
-    plt = _plt()
-    colors = palette(d.y)
-    fig, axes = plt.subplots(2, len(FRACTIONS), figsize=(3.4 * len(FRACTIONS), 7))
-    for j, frac in enumerate(FRACTIONS):
-        for i, (name, key) in enumerate((("magmap RobustUMAP", "magmap"), ("umap-learn transform", "umap_learn"))):
-            Ztr, Zp, train = pics[(frac, key)]
-            ax = axes[i, j]
-            scatter(ax, Zp, d.y[~train], colors, s=2, alpha=0.6, legend=(i == 0 and j == 0))
-            scatter(ax, Ztr, d.y[train], colors, marker="x", s=10, alpha=1.0)
-            r = rows[j][key]
-            ab = r["projected_alpha_beta_accuracy"]
-            ax.set_title(f"{name}, train {frac:.0%}\nprojected acc {r['projected_knn_accuracy']:.3f}, "
-                         f"α/β {ab:.3f}" if ab is not None else f"{name}, train {frac:.0%}", fontsize=8)
-    fig.suptitle("Trained on a fraction of the cells (crosses), the rest projected (dots) (paper Fig. 2C)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(RESULTS / "reproduce_robust_umap_fraction.png", dpi=110)
-    plt.close(fig)
+    def title(name, j, key):
+        r, frac = rows[j][key], FRACTIONS[j]
+        ab = r["projected_alpha_beta_accuracy"]
+        return (f"{name}, train {frac:.0%}\nprojected acc {r['projected_knn_accuracy']:.3f}, α/β {ab:.3f}"
+                if ab is not None else f"{name}, train {frac:.0%}")
+
+    projection_grid(RESULTS / "reproduce_robust_umap_fraction.png", d.y, [pics[(f, k)] for k in PAIR_KEYS
+                                                                          for f in FRACTIONS], title, width=3.4,
+                    suptitle="Trained on a fraction of the cells (crosses), the rest projected (dots) (paper Fig. 2C)")
     return {"fractions": rows, "seed": d.seed,
             "params": {"split": "uniform random training cells, numpy default_rng(seed)",
                        "magmap": "RobustUMAP(random_state=seed).fit(train counts); transform(other counts) with the "
@@ -431,23 +454,15 @@ def section_heldout(d: Data, args) -> dict:
             pics[(name, key)] = (Ztr, Zp, train)
         rows.append(res)
         print(f"left out {name}: magmap {res['magmap']}\n  umap-learn {res['umap_learn']}", flush=True)
-    plt = _plt()
-    colors = palette(d.y)
-    fig, axes = plt.subplots(2, len(HELDOUT), figsize=(4.2 * len(HELDOUT), 8))
-    for j, name in enumerate(HELDOUT):
-        for i, (title, key) in enumerate((("magmap RobustUMAP", "magmap"), ("umap-learn transform", "umap_learn"))):
-            Ztr, Zp, train = pics[(name, key)]
-            ax = axes[i, j]
-            scatter(ax, Ztr, d.y[train], colors, marker="x", s=6, alpha=0.35, legend=(j == 0 and i == 0))
-            scatter(ax, Zp, d.y[~train], colors, s=7, alpha=1.0)
-            r = rows[j][key]
-            ax.set_title(f"{title}: without {name}\ndistance/training {r['median_over_training_median']:.2f}, "
-                         f"label agreement {r['neighbour_label_agreement']:.2f}", fontsize=8)
-    fig.suptitle("Clusters left out of training (crosses: training cells; dots: the left-out cells, projected) "
-                 "(paper Fig. 3)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(RESULTS / "reproduce_robust_umap_heldout.png", dpi=110)
-    plt.close(fig)
+    def title(label, j, key):
+        r = rows[j][key]
+        return (f"{label}: without {list(HELDOUT)[j]}\ndistance/training {r['median_over_training_median']:.2f}, "
+                f"label agreement {r['neighbour_label_agreement']:.2f}")
+
+    projection_grid(RESULTS / "reproduce_robust_umap_heldout.png", d.y, [pics[(n, k)] for k in PAIR_KEYS
+                                                                         for n in HELDOUT], title, width=4.2,
+                    suptitle="Clusters left out of training (crosses: training cells; dots: the left-out cells, "
+                             "projected) (paper Fig. 3)", left_out=True)
     return {"scenarios": rows, "seed": d.seed,
             "metric": {"distance_to_true_neighbours_centroid": CENTROID_METRIC,
                        "neighbour_label_agreement": "fraction of projected cells whose 15 nearest training cells in "
