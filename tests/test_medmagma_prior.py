@@ -47,7 +47,7 @@ def test_auto_uses_the_prior_on_data_with_zeros_only():
     X = X[X.sum(1) > 0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert magmap.MedMagma(max_iter=3).fit(X).scaling_prior_ == AUTO_SCALING_PRIOR == 0.3
+        assert magmap.MedMagma(max_iter=3).fit(X).scaling_prior_ == AUTO_SCALING_PRIOR == 1.0
         assert magmap.MedMagma(max_iter=3).fit(X + 1).scaling_prior_ == 0.0
         assert magmap.MedMagma(max_iter=3, mode="reference", max_flipflop=3).fit(X).scaling_prior_ == 0.0
         assert magmap.MedMagma(max_iter=3, scaling_prior=2).fit(X).scaling_prior_ == 2.0

@@ -41,7 +41,7 @@ def test_baron_hvg_cell_graph_follows_cell_types(baron_hvg):
     assert m.laplace_weight_ == 0.0  # counts with zeros → no Laplace term ("auto")
     assert not m.degenerate_
     frac = _same_type_fraction(m.cell_precision_, labels)
-    assert m.scaling_prior_ == 0.3  # zeros → the bounded E-step ("auto")
+    assert m.scaling_prior_ == 1.0  # zeros → the bounded E-step ("auto")
     assert frac > 0.7, frac  # measured 0.764 (0.631 without the scaling prior); chance ≈ 0.2; degenerate ≤ 0.13
     assert magmap.metrics.assortativity(precision_graph(m.cell_precision_, 10), labels) > 0.6  # 0.70 (0.54 without the prior)
 

@@ -20,7 +20,7 @@ from .mstep import mstep_newton, mstep_reference
 
 logger = logging.getLogger("magmap")
 
-__all__ = ["EMSettings", "EMResult", "em_dense", "distance_estimate"]
+__all__ = ["EMSettings", "EMResult", "em_dense", "distance_estimate", "scaling_change"]
 
 
 @dataclass
@@ -103,25 +103,43 @@ def mix_scalings(accel: Any, s1_in: torch.Tensor, s2_in: torch.Tensor, s1: torch
     return t1 / torch.linalg.norm(t1), t2 / torch.linalg.norm(t2)
 
 
+def scaling_change(s_old: torch.Tensor, s_new: torch.Tensor) -> float:
+    """Largest change of a log-scaling, up to the common factor (which the model does not identify):
+    the scalings' counterpart of Ψ's relative change."""
+    d = torch.log(s_new) - torch.log(s_old)
+    return float((d - d.mean()).abs().max())
+
+
 class Stopper:
     """The stopping rules of both modes, shared by the dense and the low-rank loops."""
 
     def __init__(self, cfg: EMSettings) -> None:
         self.cfg = cfg
         self.rels: list[float] = []
+        self.joint: list[float] = []
         self.small = 0
 
-    def done(self, delta: float, rel: float, flipflop_converged: bool, record: dict[str, Any]) -> bool:
-        """Record the metrics of this iteration and say whether EM has converged. Fast mode waits for
-        the flip-flop too, except when Ψ has been still for 3 iterations (scalings resting on a zero
-        pattern can drift for ever without moving Ψ)."""
+    def done(self, delta: float, rel: float, flipflop_converged: bool, record: dict[str, Any],
+             s_change: float = float("inf")) -> bool:
+        """Record the metrics of this iteration and say whether EM has converged.
+
+        Fast mode: the EM state is Ψ and the fiber mode's scalings (the inexact E-step carries them
+        from one iteration to the next), and both contract at the same rate; EM stops when the
+        estimated remaining distance of the state (``distance_estimate`` of the larger of Ψ's relative
+        change and ``s_change``, :func:`scaling_change`) is below ``tol``. It also stops when Ψ's
+        estimate is below ``tol`` and the flip-flop converged within the iteration, or Ψ has been still
+        for 3 iterations (scalings resting on a zero pattern can drift for ever without moving Ψ)."""
         self.rels.append(rel)
+        self.joint.append(max(rel, s_change))
         est = distance_estimate(self.rels)
+        est_joint = distance_estimate(self.joint)
         record["distance_estimate"] = est
+        record["scaling_change"] = s_change
+        record["state_distance_estimate"] = est_joint
         self.small = self.small + 1 if est < self.cfg.tol else 0
         if self.cfg.reference:
             return delta < self.cfg.tol
-        return est < self.cfg.tol and (flipflop_converged or self.small >= 3)
+        return est_joint < self.cfg.tol or (est < self.cfg.tol and (flipflop_converged or self.small >= 3))
 
 
 def em_dense(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSettings) -> EMResult:
@@ -143,6 +161,7 @@ def em_dense(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetting
         t0 = time.perf_counter()
         ff = flipflop(psi1, psi2, y, s1, s2, warm_start=not cfg.reference, max_rounds=cfg.max_flipflop,
                       tol=cfg.flipflop_tol, gram2=gram2, return_ztz=True, prior=cfg.scaling_prior)
+        s_change = max(scaling_change(s1, ff.s1), scaling_change(s2, ff.s2))
         if accel is not None and it > 0:
             s1, s2 = mix_scalings(accel, s1, s2, ff.s1, ff.s2)
             w1 = y * s2[None, :]
@@ -177,7 +196,7 @@ def em_dense(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetting
         record = {"iteration": it + 1, "delta": delta, "rel_change": rel, "flipflop_rounds": ff.rounds,
                   "flipflop_converged": ff.converged, "newton_steps": ff.newton_steps, "mstep_iter": int(m_it),
                   "n_negative_eigs": (int((e1 < 0).sum()), int((e2 < 0).sum())), "z_scale_factor": zfac}
-        done = stop.done(delta, rel, ff.converged, record)
+        done = stop.done(delta, rel, ff.converged, record, s_change)
         record["seconds"] = time.perf_counter() - t0
         out.history.append(record)
         logger.debug("MED-MAGMA iteration %d: delta %.3g rel %.3g", it + 1, delta, rel)

@@ -19,7 +19,7 @@ import torch
 from .._utils import progress
 from ._accel import Anderson
 from ._backend import DTYPE, eigh
-from ._em import EMResult, EMSettings, Stopper, mix_scalings, solve_mstep
+from ._em import EMResult, EMSettings, Stopper, mix_scalings, scaling_change, solve_mstep
 from .estep import _solve_diagonal, solve_product_one
 
 logger = logging.getLogger("magmap")
@@ -227,6 +227,7 @@ def em_lowrank(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetti
     for it in bar:
         t0 = time.perf_counter()
         ff = _flipflop(y, psi1, psi2, s1, s2, cfg, gram2)
+        s_change = max(scaling_change(s1, ff["s1"]), scaling_change(s2, ff["s2"]))
         if accel is not None and it > 0:
             s1, s2 = mix_scalings(accel, s1, s2, ff["s1"], ff["s2"])
             gram2 = None
@@ -280,7 +281,7 @@ def em_lowrank(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetti
                   "cell_products": ff["cell_products"], "mstep_iter": int(m_it),
                   "n_negative_eigs": (int((e_top < 0).sum()) + (n - k if e0 < 0 else 0), int((e2 < 0).sum())),
                   "z_scale_factor": zfac}
-        done = stop.done(delta, rel, ff["converged"], record)
+        done = stop.done(delta, rel, ff["converged"], record, s_change)
         record["seconds"] = time.perf_counter() - t0
         out.history.append(record)
         logger.debug("MED-MAGMA (many cells) iteration %d: rel %.3g, %d cell products", it + 1, rel,
