@@ -27,14 +27,14 @@ Sections (``--sections``), each writing ``benchmarks/results/reproduce_robust_um
 Usage (quality numbers; no timings are claimed, so no CPU lock)::
 
     nice -n 19 .venv/bin/python benchmarks/reproduce_robust_umap.py [--sections strength,fraction,...]
-        [--seed 0] [--dropout-repeats 30] [--umap-dropout-repeats 2] [--cache-dir /tmp/rru_cache]
+        [--seed 0] [--dropout-repeats 100] [--umap-dropout-repeats 2] [--cache-dir /tmp/rru_cache]
 
 The work is about 8 full-data RobustUMAP fits (≈10 s each on 2 idle cores, docs/robust_umap.md), as many
-umap-learn fits, ~20 umap-learn transforms and 540 magmap projections: roughly 10 minutes on 2 idle
-cores; each JSON records the seconds its section took. On a loaded machine run the sections as separate
+umap-learn fits, ~25 umap-learn transforms and 1,800 magmap projections of 3,696 cells: roughly 10–15
+minutes on 2 idle cores; each JSON records the seconds its section took. On a loaded machine run the sections as separate
 processes with ``OMP_NUM_THREADS=1`` and a shared ``--cache-dir`` (fitted models are pickled there and
-reused). The paper uses 100 dropout repeats per rate; the defaults here are 30 (magmap) and 2
-(umap-learn), one seed per experiment; the JSON records what was used.
+reused). Dropout: 100 repeats per rate for magmap as in the paper, 2 for umap-learn (each of its
+``transform`` calls takes seconds); one seed per experiment; the JSON records what was used.
 """
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ HELDOUT = {
     "Ngn3 low EP + Pre-endocrine + Epsilon": ("Ngn3 low EP", "Pre-endocrine", "Epsilon"),
 }
 K = 15
-PERTURB_SD = 3.0
+PERTURB_SD = 3.0  # the strength drawn in the figure
+PERTURB_SWEEP = (1.0, 3.0, 10.0)
 CENTROID_METRIC = (
     "For each projected cell i: N_i = its 15 nearest training cells in expression (Euclidean, the 50 PCs of the "
     "model's preprocessing with training statistics), c_i = the mean of N_i's embedding coordinates, d_i = "
@@ -105,7 +106,8 @@ def _provenance() -> dict:
     from magmap._utils import versions
     from magmap.umap import RobustUMAP
 
-    return {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "git_commit": _git("rev-parse", "--short", "HEAD"),
+    return {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "git_commit": _git("rev-parse", "--short", "HEAD"),
             "magmap_imported_from": str(Path(magmap.__file__).parent),
             # set when magmap is imported from an exported snapshot (git archive) rather than this checkout
             "magmap_code_commit": os.environ.get("MAGMAP_CODE_COMMIT", "this checkout"),
@@ -207,8 +209,8 @@ def scatter(ax, Z: np.ndarray, labels: np.ndarray, colors: dict, *, marker: str 
     for c, col in colors.items():
         m = labels == c
         if m.any():
-            ax.scatter(Z[m, 0], Z[m, 1], s=s, color=col, marker=marker, alpha=alpha, linewidths=0.4 if marker == "x" else 0,
-                       label=c, rasterized=True)
+            ax.scatter(Z[m, 0], Z[m, 1], s=s, color=col, marker=marker, alpha=alpha,
+                       linewidths=0.4 if marker == "x" else 0, label=c, rasterized=True)
     ax.set_xticks([])
     ax.set_yticks([])
     if legend:  # every cluster once, as a dot, whatever markers were drawn
@@ -528,7 +530,8 @@ def section_dropout(d: Data, args) -> dict:
     ax.set_xlabel("dropout ratio (fraction of non-zero counts set to zero)")
     ax.set_ylabel("correlation with the unperturbed embedding")
     ax.legend(fontsize=8, frameon=False, loc="lower left")
-    ax.set_title("Dropout robustness (paper Fig. 4B, 5C), pancreas 3,696 cells, one model trained on all cells", fontsize=10)
+    ax.set_title("Dropout robustness (paper Fig. 4B, 5C), pancreas 3,696 cells, one model trained on all cells",
+                 fontsize=10)
     for j, (r, Z) in enumerate(examples.items()):
         a2 = fig.add_subplot(gs[1, j])
         scatter(a2, Z, d.y, colors, legend=(j == 0))
@@ -544,8 +547,8 @@ def section_dropout(d: Data, args) -> dict:
 
     return {"seed": d.seed, "correlation": {k: summary(v) for k, v in res.items()},
             "repeats": {"magmap": args.dropout_repeats, "umap_learn": args.umap_dropout_repeats,
-                        "paper": 100, "why_fewer": "each umap-learn transform takes seconds; magmap's repeats are "
-                                                    "limited to keep the whole script near 15 minutes on 2 cores"},
+                        "paper": 100, "why_fewer": "umap-learn: each transform of 3,696 cells takes seconds, so "
+                                                    "its repeats are cut to keep the script near 15 minutes"},
             "seconds_per_model": t_models,
             "check_phase1_equals_robust_false_max_abs_diff": same_phase1,
             "params": {"perturbation": "each non-zero raw count set to zero with probability r (independently), "
@@ -585,24 +588,30 @@ def section_impact(d: Data, args) -> dict:
     sd = Xz.std(axis=0, ddof=1)
     rng = np.random.default_rng(d.seed)
     noise = rng.standard_normal(Xz.shape)
-    perturbed = {"single_gene": Xz.copy(), "all_genes": Xz + PERTURB_SD * sd * noise}
-    perturbed["single_gene"][:, gi] += PERTURB_SD * sd[gi] * noise[:, gi]
     comps = with_crown.components_
     Z0 = {k: _encode(m, Xz) for k, m in models.items()}
     Z0["umap_learn"] = ref.transform((Xz @ comps.T).astype(np.float32))
-    out, pics = {}, {}
-    for kind, Xp in perturbed.items():
-        out[kind] = {}
-        for key in ("without_crown", "with_crown", "umap_learn"):
-            Zp = ref.transform((Xp @ comps.T).astype(np.float32)) if key == "umap_learn" else _encode(models[key], Xp)
-            disp = np.linalg.norm(Zp - Z0[key], axis=1) / diagonal(Z0[key])
-            out[kind][key] = {"median_displacement_over_map_diagonal": float(np.median(disp)),
-                              "q90_displacement_over_map_diagonal": float(np.quantile(disp, 0.9)),
-                              "knn_accuracy_clusters": knn_accuracy(Zp, d.y, n_neighbors=K),
-                              "knn_preservation_vs_unperturbed": knn_preservation(Z0[key], Zp, n_neighbors=K,
-                                                                                  max_cells=None)}
-            pics[(kind, key)] = Zp
-        print(kind, out[kind], flush=True)
+    sweep, pics = {}, {}
+    for strength in PERTURB_SWEEP:
+        # the same noise draw at every strength, so the strengths differ only in size
+        perturbed = {"single_gene": Xz.copy(), "all_genes": Xz + strength * sd * noise}
+        perturbed["single_gene"][:, gi] += strength * sd[gi] * noise[:, gi]
+        out = sweep[f"{strength:g}"] = {}
+        for kind, Xp in perturbed.items():
+            out[kind] = {}
+            for key in ("without_crown", "with_crown", "umap_learn"):
+                Zp = ref.transform((Xp @ comps.T).astype(np.float32)) if key == "umap_learn" else \
+                    _encode(models[key], Xp)
+                disp = np.linalg.norm(Zp - Z0[key], axis=1) / diagonal(Z0[key])
+                out[kind][key] = {"median_displacement_over_map_diagonal": float(np.median(disp)),
+                                  "q90_displacement_over_map_diagonal": float(np.quantile(disp, 0.9)),
+                                  "knn_accuracy_clusters": knn_accuracy(Zp, d.y, n_neighbors=K),
+                                  "knn_preservation_vs_unperturbed": knn_preservation(Z0[key], Zp, n_neighbors=K,
+                                                                                      max_cells=None)}
+                if strength == PERTURB_SD:
+                    pics[(kind, key)] = Zp
+            print(f"strength {strength:g} sd, {kind}", out[kind], flush=True)
+    out = sweep[f"{PERTURB_SD:g}"]
     unperturbed = {key: {"knn_accuracy_clusters": knn_accuracy(Z0[key], d.y, n_neighbors=K)} for key in Z0}
     plt = _plt()
     colors = palette(d.y)
@@ -622,7 +631,8 @@ def section_impact(d: Data, args) -> dict:
     ax = fig.add_subplot(gs[0, 2])
     ax.axis("off")
     ax.text(0, 1, f"top-impact gene (no CROWN phase): {target}\nperturbation: x_cg + {PERTURB_SD:g}·sd_g·N(0,1),\n"
-                  f"model-input units (centred log-normalised)\n\ntop 5 without CROWN: {', '.join(top['without_crown'][:5])}"
+                  f"model-input units (centred log-normalised)\n\n"
+                  f"top 5 without CROWN: {', '.join(top['without_crown'][:5])}"
                   f"\ntop 5 with CROWN: {', '.join(top['with_crown'][:5])}", va="top", fontsize=8)
     for i, kind in enumerate(("single_gene", "all_genes")):
         for j, (key, title) in enumerate((("without_crown", "no CROWN phase"), ("with_crown", "with CROWN phase"),
@@ -640,14 +650,17 @@ def section_impact(d: Data, args) -> dict:
     return {"seed": d.seed, "gene_impact_summary_scaled_by_sqrt_area_ref": summ, "top_genes": top,
             "gene_impact_raw": {k: {"median": float(impacts[k].median()), "max": float(impacts[k].max())}
                                 for k in models},
-            "perturbation": {"target_gene": target, "strength_sd": PERTURB_SD, "unperturbed": unperturbed, **out},
+            "perturbation": {"target_gene": target, "strength_sd": PERTURB_SD, "unperturbed": unperturbed, **out,
+                             "by_strength_sd": sweep},
             "params": {"gene_impact": "RobustUMAP.gene_impact(all cells, norm='l1'): Σ over cells of |∂U1/∂x_cg| + "
                                       "|∂U2/∂x_cg|, x in model-input units; divided by √area_ref (phase-1 map "
                                       "bounding-box area, shared by both fits) to compare maps",
                        "perturbation": "model input x (centred log-normalised expression of the 2,000 model genes); "
                                        "single_gene: x_cg* += s·sd_g*·ξ_c for the top-impact gene g* of the model "
                                        "without the CROWN phase; all_genes: x_cg += s·sd_g·ξ_cg for every gene; ξ "
-                                       "standard normal, s = strength_sd, sd the training SD of the gene; magmap "
+                                       "standard normal (one draw for all strengths), s = strength_sd (figure and "
+                                       "top-level numbers) or each of by_strength_sd, sd the training SD of the "
+                                       "gene; magmap "
                                        "networks evaluated on x, umap-learn transform on x's 50 PCs",
                        "metrics": "displacement ‖z_pert − z‖ / the unperturbed map's diagonal; leave-one-out 15-NN "
                                   "accuracy of the perturbed map; fraction of each cell's 15 map neighbours kept"},
@@ -660,7 +673,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dropout-repeats", type=int, default=30, help="repeats per dropout ratio, magmap (paper: 100)")
+    p.add_argument("--dropout-repeats", type=int, default=100, help="repeats per dropout ratio, magmap (paper: 100)")
     p.add_argument("--umap-dropout-repeats", type=int, default=2, help="repeats per ratio, umap-learn transform")
     p.add_argument("--n-cells", type=int, default=None, help="random subsample of cells (smoke tests only)")
     p.add_argument("--out-dir", default=str(RESULTS), help="where the JSON and PNG files go")
