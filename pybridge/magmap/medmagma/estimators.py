@@ -139,8 +139,8 @@ class MedMagma(TwoAxisEstimator):
         Flip-flop stopping rule (ℓ1 change of the product-one scalings) and round limit per EM
         iteration. ``None``: 200 in reference mode; in fast mode 1 for input without zeros and 2 for
         input with zeros, where the warm-started E-step is refined across EM iterations instead (an
-        inexact E-step: same fixed point, measured identical AP, 20-25 % less time) and EM only stops
-        once the flip-flop has converged within an iteration.
+        inexact E-step: same fixed point, measured identical AP, 20-25 % less time); EM's stopping
+        rule therefore watches the scalings as well as Ψ (``tol``).
     random_state
         Seed of the random initial scalings s ~ U[0, 1) (same stream as the reference's
         ``np.random.seed(random_state)``). ``None``: NumPy's global RNG (as the reference); a
