@@ -223,6 +223,10 @@ def _plot(rows: list[dict], path: Path) -> None:
         if p != "gmgm":
             axes[1].plot(n, it, style, label=label)
         axes[2].plot(n, m, style, label=label)
+    for r in rows:  # runs made apart on a busy machine (``note``): their wall times are marked as such
+        if r.get("note") and "total_seconds" in r:
+            axes[0].annotate("niced, shared\nmachine (note)", (r["cells"], r["total_seconds"]), fontsize=7,
+                             xytext=(-70, -4), textcoords="offset points")
     max_iter = next((r["max_iter"] for r in rows if "max_iter" in r), "?")
     axes[0].set(xscale="log", yscale="log", xlabel="cells", ylabel="wall seconds (fit + cell graph)",
                 title=f"time, {max(r.get('genes', 0) for r in rows)} HVGs, MedMagma max_iter={max_iter}")
@@ -371,7 +375,7 @@ def main(argv=None) -> None:
         out = old
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(out, indent=1))
-    _plot(rows + out["cuda"].get("rows", []), out_path.with_suffix(".png"))
+    _plot(out["rows"] + out["cuda"].get("rows", []), out_path.with_suffix(".png"))
     print(f"# saved {out_path} and {out_path.with_suffix('.png')}")
 
 
