@@ -700,7 +700,9 @@ def main(argv=None) -> None:
         load_before, t = os.getloadavg(), time.perf_counter()
         payload = funcs[s](d, args)
         payload.update(dataset={"file": PANCREAS[0], "label": PANCREAS[1], "coarse_label": COARSE,
-                                "n_cells": int(d.a.n_obs), "n_genes": int(d.a.n_vars)})
+                                "n_cells": int(d.a.n_obs), "n_genes": int(d.a.n_vars)},
+                       # fits reloaded from --cache-dir by this process so far (any section): "seconds" excludes them
+                       models_reloaded_from_cache=sorted(d.cached))
         dump(s, payload, time.perf_counter() - t, load_before)
 
 
