@@ -1,4 +1,4 @@
-"""Every AnnData key magmap writes, in one place: every Python module that writes or reads them imports them from here.
+"""The AnnData keys magmap writes, in one place: the Python modules that write or read them import them from here.
 
 The R package names its slots the Bioconductor way (``reducedDim(x, "RobustUMAP")``,
 ``colData(x)$RobustUMAP.certified_radius``, ``colPair(x, "MedMagma")``), not with these keys."""

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._keys import GMGM_KEY, MEDMAGMA_KEY, connectivities_key
+from .._keys import CLUSTER_SUFFIX, GMGM_KEY, MEDMAGMA_KEY, connectivities_key
 from .._utils import versions
 from . import run as run_cli
 from . import project as project_cli
@@ -73,7 +73,7 @@ def _networks(adata: Any, out: Path, *, seed: int, n_genes: int) -> dict[str, An
         run()
         seconds = time.perf_counter() - t
         cells = adata.obsp[connectivities_key(key)]
-        sc.tl.leiden(adata, neighbors_key=key, key_added=f"{key}_leiden", random_state=seed,
+        sc.tl.leiden(adata, neighbors_key=key, key_added=key + CLUSTER_SUFFIX, random_state=seed,
                      flavor="igraph", n_iterations=2, directed=False)
         sp.save_npz(out / f"{key}_cell_graph.npz", sp.csr_matrix(cells))
         sp.save_npz(out / f"{key}_gene_graph.npz", sp.csr_matrix(adata.varp[connectivities_key(key)]))
@@ -81,13 +81,13 @@ def _networks(adata: Any, out: Path, *, seed: int, n_genes: int) -> dict[str, An
             "seconds": round(seconds, 2),
             "cell_edges": int(cells.nnz // 2),
             "same_type_edge_fraction": _same_type_fraction(cells, labels),
-            "leiden_clusters": int(adata.obs[f"{key}_leiden"].nunique()),
-            "leiden_ami_vs_cell_type": float(adjusted_mutual_info_score(labels, adata.obs[f"{key}_leiden"])),
+            "leiden_clusters": int(adata.obs[key + CLUSTER_SUFFIX].nunique()),
+            "leiden_ami_vs_cell_type": float(adjusted_mutual_info_score(labels, adata.obs[key + CLUSTER_SUFFIX])),
             "params": adata.uns[key]["params"],
         }
     res["chance_same_type_fraction"] = float(sum((c / len(labels)) ** 2 for c in
                                                  adata.obs["cell_type"].value_counts().to_numpy()))
-    adata.obs[["cell_type"] + [f"{k}_leiden" for k in (MEDMAGMA_KEY, GMGM_KEY)]].to_csv(out / "cell_clusters.csv")
+    adata.obs[["cell_type"] + [k + CLUSTER_SUFFIX for k in (MEDMAGMA_KEY, GMGM_KEY)]].to_csv(out / "cell_clusters.csv")
     return res
 
 
