@@ -251,7 +251,7 @@ def test_existing_store_with_other_settings(model, atlas, tmp_path):
 
 def test_bad_inputs(model, tmp_path):
     (tmp_path / "x.csv").write_text("a,b\n")
-    with pytest.raises(ValueError, match=r"neither an \.h5ad file nor a \.zarr folder"):
+    with pytest.raises(ValueError, match=r"neither an \.h5ad file nor a \.zarr folder.*magmap\.io\.read\(path\)"):
         scale.open_input(tmp_path / "x.csv")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         scale.open_input(tmp_path / "none.h5ad")

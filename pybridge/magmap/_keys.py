@@ -68,3 +68,8 @@ def top_gene_key(key: str) -> str:
 def top_genes_key(key: str) -> str:
     """obsm key of the per-cell table of top genes (``gene_1..k``, ``impact_1..k``)."""
     return f"{key}_top_genes"
+
+
+def top_gene_index_keys(key: str) -> tuple[str, str]:
+    """obsm keys of the out-of-core top-gene arrays: gene positions (in ``uns[key]["genes"]``) and impacts."""
+    return f"{key}_top_gene_index", f"{key}_top_gene_impact"

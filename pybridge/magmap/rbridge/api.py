@@ -277,11 +277,10 @@ def run_report(x: Any, gene_names: Any, cell_names: Any, labels: Any = None, lab
     import numpy as np
     import pandas as pd
 
-    from .._keys import GMGM_KEY, MEDMAGMA_KEY, ROBUST_UMAP_KEY, box_corner_keys, certified_box_key, \
-        certified_radius_key, connectivities_key, embedding_key, genes_used_key, top_genes_key
+    from .._keys import CLUSTER_SUFFIX, GENE_IMPACT_KEY, GMGM_KEY, MEDMAGMA_KEY, MODULE_KEY, MODULE_SHARE_KEY, \
+        NETWORK_GENE_KEY, ROBUST_UMAP_KEY, ROBUSTNESS_KEY, box_corner_keys, certified_box_key, certified_radius_key, \
+        connectivities_key, embedding_key, genes_used_key, top_genes_key
     from ..pipeline import RunSettings, run
-    from ..pipeline._run import ROBUSTNESS_KEY
-    from ..pipeline._steps import CLUSTER_SUFFIX, GENE_IMPACT_KEY, MODULE_KEY, MODULE_SHARE_KEY
     from ..umap.io import unpack_model
 
     cells = [str(c) for c in decode(cell_names)]
@@ -320,7 +319,7 @@ def run_report(x: Any, gene_names: Any, cell_names: Any, labels: Any = None, lab
     return encode({
         "cells_used": res.obs["magmap_position"].to_numpy(dtype=np.int64),
         "medmagma": graphs(MEDMAGMA_KEY), "gmgm": graphs(GMGM_KEY),
-        "network_genes": res.var["magmap_network_gene"].to_numpy(dtype=bool),
+        "network_genes": res.var[NETWORK_GENE_KEY].to_numpy(dtype=bool),
         "modules": res.var[MODULE_KEY],
         "module_share": res.obsm[MODULE_SHARE_KEY].to_numpy(dtype=np.float64),
         "module_names": list(res.obsm[MODULE_SHARE_KEY].columns),

@@ -58,7 +58,7 @@ def _read_path(path: Path, layer: str | None, chunk_rows: int) -> LazyInput:
         store = h5py.File(path, "r")
     else:
         raise ValueError(f"input `{path}` is neither an .h5ad file nor a .zarr folder; convert it with "
-                         "anndata (e.g. magmap.datasets.read(path).write_h5ad('cells.h5ad')).")
+                         "anndata (e.g. magmap.io.read(path).write_h5ad('cells.h5ad')).")
     try:
         key = "X" if layer is None else f"layers/{layer}"
         if key not in store:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._keys import (ROBUST_UMAP_KEY, box_corner_keys, certified_box_key, certified_radius_key, embedding_key,
-                     top_gene_key)
+                     top_gene_index_keys, top_gene_key)
 from ..tl._robust_umap import model_from_reference
 from ._run import _model_blob, project
 from ._store import open_projection
@@ -62,8 +62,8 @@ def robust_umap_transform(adata: Any, *, out: str | Path, model: Any = None, ref
         adata.obs[certified_radius_key(key_added)] = res["certified_radius"].compute()
         adata.obs[certified_box_key(key_added)] = res["certified_box"].compute()
     if top_genes:
-        adata.obsm[f"{key_added}_top_gene_index"] = res["top_gene_index"]
-        adata.obsm[f"{key_added}_top_gene_impact"] = res["top_gene_impact"]
+        index_key, impact_key = top_gene_index_keys(key_added)
+        adata.obsm[index_key], adata.obsm[impact_key] = res["top_gene_index"], res["top_gene_impact"]
         first = res["top_gene_index"][:, 0].compute()
         adata.obs[top_gene_key(key_added)] = pd.Categorical.from_codes(first, categories=attrs["genes"])
     params = {k: attrs[k] for k in ("model_sha256", "chunk_rows", "certify", "epsilon", "fraction", "rtol",
