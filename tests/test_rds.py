@@ -41,6 +41,8 @@ def test_rds_roundtrip_keeps_every_slot(rich_adata, tmp_path):
         got, want = getattr(back, slot)["medmagma_connectivities"], getattr(a, slot)["medmagma_connectivities"]
         assert sp.issparse(got)
         assert abs(got - want).max() == 0
+    back.write_h5ad(tmp_path / "back.h5ad")  # what magmap run does with what it read
+    assert list(magmap.datasets.read_h5ad(tmp_path / "back.h5ad").obs_names) == list(a.obs_names)
 
 
 def test_sce_object_has_the_graphs_in_col_and_row_pairs(rich_adata):
@@ -64,3 +66,34 @@ def test_read_rds_errors(tmp_path):
     ro.r["saveRDS"](ro.IntVector([1, 2, 3]), str(path))
     with pytest.raises(TypeError, match="not a SingleCellExperiment"):
         magmap.io.read_rds(path)
+
+
+def test_magmap_run_on_an_rds_file_gives_the_results_of_the_same_anndata(tmp_path):
+    # what `magmap run cells.rds --label cell_type` reads: the counts assay and colData of a SingleCellExperiment
+    import json
+
+    from magmap.pipeline import RunSettings, run
+
+    cells = magmap.datasets.baron2016_pancreas()[::6].copy()  # 55 cells of the 5 types
+    del cells.uns["provenance"]
+    path = tmp_path / "cells.rds"
+    magmap.io.write_rds(cells, path, X_name="counts")
+    fast = RunSettings(robin_repeats=2, top_genes=1, umap={"n_epochs": 10, "robust_epochs": 1})
+    from_rds = run(str(path), out=tmp_path / "rds", label="cell_type", settings=fast)
+    direct = run(cells, out=tmp_path / "anndata", label="cell_type", settings=fast)
+    assert from_rds["input"]["source"] == str(path) and direct["input"]["source"] == "AnnData object"
+    for part in ("preprocessing", "networks", "clusters"):
+        assert json.dumps(from_rds[part]) == json.dumps(direct[part]), part
+    for name in ("medmagma_cell_edges.csv", "gmgm_gene_edges.csv"):
+        assert (tmp_path / "rds" / name).read_text() == (tmp_path / "anndata" / name).read_text(), name
+
+
+def test_magmap_run_says_what_an_rds_file_must_hold(tmp_path):
+    import rpy2.robjects as ro
+
+    from magmap.pipeline import InputError, run
+
+    path = tmp_path / "numbers.rds"
+    ro.r["saveRDS"](ro.FloatVector([1.0, 2.0]), str(path))
+    with pytest.raises(InputError, match=r"could not read .*numbers\.rds.*not a SingleCellExperiment or Seurat object"):
+        run(str(path), out=tmp_path / "out", label="cell_type")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 __all__ = ["adata_to_sce", "sce_to_adata", "read_rds", "write_rds"]
@@ -113,6 +114,12 @@ def sce_to_adata(sce: Any, *, X_name: str | None = None) -> Any:
         adata.varp[nm] = M
     # anndata2ri hands back numpy string keys; plain str keeps h5ad writing and lookups simple
     adata.uns = {str(k): v for k, v in adata.uns.items()}
+    # and pandas' nullable strings for names and text columns, which anndata refuses to write to .h5ad
+    for frame in (adata.obs, adata.var):
+        frame.index = pd.Index(frame.index.astype(str), dtype=object)
+        for col in frame.columns:
+            if isinstance(frame[col].dtype, pd.StringDtype):
+                frame[col] = frame[col].astype(object)
     return adata
 
 

@@ -8,6 +8,18 @@ small_sce <- function(by = 4) {
 
 fast <- list(umap = list(n_epochs = 30L, robust_epochs = 2L))
 
+# Python's main job on every `by`-th cell of the bundled data (the cells small_sce() keeps), as a Python user
+# runs it: the AnnData read in Python, not the matrix R sends.
+py_report_run <- function(dir, by, robin_repeats, umap) {
+    magmap_py <- reticulate::import("magmap", convert = FALSE)
+    pipeline <- reticulate::import("magmap.pipeline", convert = FALSE)
+    every <- reticulate::import_builtins(convert = FALSE)$slice(0L, NULL, by)
+    cells <- magmap_py$datasets$baron2016_pancreas()$`__getitem__`(every)$copy()
+    pipeline$run(cells, out = dir, label = "cell_type",
+        settings = pipeline$RunSettings(robin_repeats = robin_repeats, umap = umap))
+    invisible(dir)
+}
+
 test_that("magmapReport places every result in a SingleCellExperiment and writes the files", {
     skip_if_no_python()
     sce <- small_sce()
@@ -61,6 +73,24 @@ test_that("magmapReport places every result in a SingleCellExperiment and writes
     expect_s3_class(rob, "magmapRobin")
     expect_equal(rob$bayes_factor, summary$robustness$cells$bayes_factor_ln)
     expect_equal(dim(rob$curve_real), c(3L, length(rob$levels)))
+
+    # the same cells, settings and seed through Python's magmap.pipeline.run give the same results
+    py_dir <- file.path(withr::local_tempdir(), "python")
+    py_report_run(py_dir, by = 4L, robin_repeats = 3L, umap = fast$umap)
+    py_summary <- jsonlite::fromJSON(file.path(py_dir, "summary.json"))
+    expect_equal(summary$input$n_genes_expressed, py_summary$input$n_genes_expressed)
+    expect_equal(summary$preprocessing, py_summary$preprocessing)
+    expect_equal(summary$networks, py_summary$networks)
+    expect_equal(summary$clusters, py_summary$clusters, tolerance = 1e-12)
+    for (f in c("medmagma_cell_edges.csv", "medmagma_gene_edges.csv", "gmgm_cell_edges.csv", "gmgm_gene_edges.csv")) {
+        expect_equal(utils::read.csv(file.path(dir, f)), utils::read.csv(file.path(py_dir, f)), tolerance = 1e-12,
+            label = f)
+    }
+    emb <- utils::read.csv(file.path(dir, "cells.csv"))
+    py_emb <- utils::read.csv(file.path(py_dir, "cells.csv"))
+    expect_equal(emb$cell, py_emb$cell)
+    expect_equal(emb$robust_umap_1, py_emb$robust_umap_1, tolerance = 1e-4)
+    expect_equal(emb$medmagma_community, py_emb$medmagma_community)
 })
 
 test_that("magmapReport works on a Seurat object and without labels", {
