@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from magmap._validation import check_choice, check_matrix, check_positive_int
+from magmap._validation import check_choice, check_flag, check_matrix, check_number, check_positive_int
+from magmap.rbridge.api import _r_names
 
 
 def test_valid_dense_and_sparse_are_returned_as_float64_copies(small_counts):
@@ -57,3 +58,26 @@ def test_scalar_checks():
         check_positive_int(1, "k", minimum=2)
     with pytest.raises(ValueError, match="`method` must be one of"):
         check_choice("x", "method", ("a", "b"))
+    assert check_number(3, "eps") == 3.0 and check_number(0.5, "eps", minimum=0.5) == 0.5
+    with pytest.raises(ValueError, match="`eps` must be a finite number ≥ 0, got -1"):
+        check_number(-1, "eps")
+    with pytest.raises(ValueError, match="`eps` must be a finite number"):
+        check_number(float("nan"), "eps")
+    for bad in (True, "1", [0.1, 0.2], None):
+        with pytest.raises(TypeError, match="`eps` must be a single number"):
+            check_number(bad, "eps")
+    assert check_flag(np.bool_(True), "robust") is True
+    for bad in (1, "yes", None):
+        with pytest.raises(TypeError, match="`robust` must be True or False"):
+            check_flag(bad, "robust")
+
+
+def test_r_names_rewrite_python_argument_names_for_r_users():
+    with pytest.raises(ValueError, match=r"^`n\.repeats` must be at least 2, got 1\.$") as info:
+        with _r_names(n_repeats="n.repeats"):
+            check_positive_int(1, "n_repeats", minimum=2)
+    assert "`n_repeats`" in str(info.value.__cause__)
+    # a message naming no mapped argument is re-raised as it was
+    with pytest.raises(TypeError, match="`k` must be an integer"):
+        with _r_names(n_repeats="n.repeats"):
+            check_positive_int("x", "k")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["check_matrix", "matrix_from_adata", "check_positive_int", "check_choice"]
+__all__ = ["check_matrix", "matrix_from_adata", "check_positive_int", "check_number", "check_flag", "check_choice"]
 
 
 def _values(X: np.ndarray | sp.spmatrix) -> np.ndarray:
@@ -137,6 +137,22 @@ def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"`{name}` must be at least {minimum}, got {value}.")
     return value
+
+
+def check_number(value: Any, name: str, *, minimum: float = 0.0) -> float:
+    """Return ``value`` as float, or raise naming ``name`` when it is not one finite number ≥ ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a single number, got {value!r}.")
+    if not (np.isfinite(value) and value >= minimum):
+        raise ValueError(f"`{name}` must be a finite number ≥ {minimum:g}, got {value}.")
+    return float(value)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """Return ``value`` if it is ``True`` or ``False``, else raise naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}.")
+    return bool(value)
 
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:

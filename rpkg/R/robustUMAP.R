@@ -90,42 +90,28 @@ NULL
 #' @export
 setGeneric("calculateRobustUMAP", function(x, ...) standardGeneric("calculateRobustUMAP"))
 
-# Arguments R sets, in Python's names; NULL ones are left out so Python's defaults apply.
+# Arguments R sets, in Python's names; NULL ones are left out so Python's defaults apply. Python checks
+# them and its messages name the R arguments (magmap.rbridge.api).
 .umap_options <- function(ncomponents, n_neighbors, min_dist, epsilon, robust, ntop, log1p, n_epochs,
     device, verbose, python.args) {
-    num <- function(v, nm) {
-        if (is.null(v)) return(NULL)
-        if (!is.numeric(v) || length(v) != 1L || is.na(v) || v < 0) stop(sprintf("`%s` must be a single number >= 0.",
-            nm), call. = FALSE)
-        as.double(v)
-    }
-    flag <- function(v, nm) {
-        if (is.null(v)) return(NULL)
-        if (!is.logical(v) || length(v) != 1L || is.na(v)) stop(sprintf("`%s` must be TRUE or FALSE.", nm),
-            call. = FALSE)
-        v
-    }
-    count <- function(v, nm, minimum = 1L) if (is.null(v)) NULL else .check_count(v, nm, minimum)
-    opts <- list(n_components = count(ncomponents, "ncomponents"), n_neighbors = count(n_neighbors, "n_neighbors", 2L),
-        min_dist = num(min_dist, "min_dist"), epsilon = num(epsilon, "epsilon"), robust = flag(robust, "robust"),
-        log1p = flag(log1p, "log1p"), n_epochs = count(n_epochs, "n_epochs"), device = device,
+    opts <- list(n_components = .as_whole(ncomponents), n_neighbors = .as_whole(n_neighbors), min_dist = min_dist,
+        epsilon = epsilon, robust = robust, log1p = log1p, n_epochs = .as_whole(n_epochs), device = device,
         verbose = isTRUE(verbose))
     opts <- Filter(Negate(is.null), opts)
     if (!is.null(ntop)) {
         # Inf asks for every gene: Python's None, sent as an explicit list element
-        opts["n_top_genes"] <- list(if (is.infinite(ntop) && ntop > 0) NULL else .check_count(ntop, "ntop", 2L))
+        opts["n_top_genes"] <- list(if (is.numeric(ntop) && identical(as.double(ntop), Inf)) NULL else .as_whole(ntop))
     }
     c(opts, python.args)
 }
 
-.check_top_genes <- function(top.genes) if (is.null(top.genes)) NULL else .check_count(top.genes, "top.genes")
-
-.check_fraction <- function(fraction) {
-    if (is.null(fraction)) return(NULL)
-    if (!is.numeric(fraction) || length(fraction) != 1L || is.na(fraction) || fraction <= 0) {
-        stop("`fraction` must be a single number > 0 (e.g. 0.05).", call. = FALSE)
+# R numbers are doubles; a whole one travels as an integer, anything else unchanged for Python to judge.
+.as_whole <- function(v) {
+    if (is.numeric(v) && length(v) == 1L && is.finite(v) && v == round(v) && abs(v) <= .Machine$integer.max) {
+        as.integer(v)
+    } else {
+        v
     }
-    as.double(fraction)
 }
 
 .fit_umap <- function(cells_by_features, feature_names, input_type, seed, certify, fraction, top.genes, options) {
@@ -176,8 +162,6 @@ setMethod("calculateRobustUMAP", "ANY", function(x, ncomponents = NULL, n_neighb
     verbose = getOption("magmap.verbose", interactive()), python.args = list()) {
     opts <- .umap_options(ncomponents, n_neighbors, min_dist, epsilon, robust, ntop, log1p, n_epochs,
         device, verbose, python.args)
-    fraction <- .check_fraction(fraction)
-    top.genes <- .check_top_genes(top.genes)
     if (isTRUE(transposed)) {
         opts$n_top_genes <- NULL
         opts$log1p <- NULL
@@ -384,11 +368,6 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
     name = "RobustUMAP", block.cells = NULL) {
     missing.genes <- match.arg(missing.genes)
     if (!is.null(block.cells)) block.cells <- .check_count(block.cells, "block.cells")
-    if (!is.null(epsilon) && (!is.numeric(epsilon) || length(epsilon) != 1L || is.na(epsilon) || epsilon < 0)) {
-        stop("`epsilon` must be a single number >= 0.", call. = FALSE)
-    }
-    fraction <- .check_fraction(fraction)
-    top.genes <- .check_top_genes(top.genes)
     model <- .as_model(model, name)
     counts_model <- isTRUE(model$manifest$preprocess$counts %||% TRUE)
     is_sce <- is(x, "SingleCellExperiment")
@@ -407,14 +386,14 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
                 "matrix with transposed = TRUE."),
             call. = FALSE)
     }
-    eps <- if (is.null(epsilon)) NULL else as.double(epsilon)
     if (isTRUE(transposed)) {
         x_py <- .to_py_matrix(.numeric_matrix(feats, "x"))
         names_py <- if (is.null(colnames(feats))) NULL else as.list(colnames(feats))
         cells <- rownames(feats)
     } else if (is(feats, "DelayedArray")) {
         names_py <- if (is.null(rownames(feats))) NULL else as.list(rownames(feats))
-        out <- .project_blocks(feats, model, names_py, certify, missing.genes, eps, fraction, top.genes, block.cells)
+        out <- .project_blocks(feats, model, names_py, certify, missing.genes, epsilon, fraction, top.genes,
+            block.cells)
         res <- c(.finish_embedding(.umap_outputs(out), colnames(feats)), list(n.blocks = out$n_blocks))
         return(if (is_sce) .store_cells(x, res, name) else res)
     } else {
@@ -423,7 +402,7 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
         cells <- colnames(feats)
     }
     out <- .py_call("robust_umap_project", model = model$bytes, x = x_py, feature_names = names_py,
-        certify = isTRUE(certify), missing_genes = missing.genes, epsilon = eps, fraction = fraction,
+        certify = isTRUE(certify), missing_genes = missing.genes, epsilon = epsilon, fraction = fraction,
         top_genes = top.genes)
     res <- .finish_embedding(.umap_outputs(out), cells)
     if (!is_sce) return(res)
@@ -432,7 +411,7 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
 
 # Project a genes x cells DelayedArray block by block of cells: each block is read (sparse when the
 # array is), sent to Python and projected there at once; Python keeps only the per-cell results.
-.project_blocks <- function(feats, model, names_py, certify, missing.genes, eps, fraction, top.genes, block.cells) {
+.project_blocks <- function(feats, model, names_py, certify, missing.genes, epsilon, fraction, top.genes, block.cells) {
     .r_api()  # starts Python and checks versions
     blocks <- tryCatch(reticulate::import("magmap.rbridge.blocks"), error = function(e) {
         stop(sprintf(paste("this magmap Python has no block-wise projection (%s); update it with",
@@ -444,7 +423,7 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
     } else {
         DelayedArray::colAutoGrid(feats, ncol = block.cells)
     }
-    proj <- blocks$BlockProjector(model$bytes, isTRUE(certify), missing.genes, eps, fraction, top.genes)
+    proj <- blocks$BlockProjector(model$bytes, isTRUE(certify), missing.genes, epsilon, fraction, top.genes)
     add <- function(block) {
         if (!is.matrix(block)) block <- as(block, "dgCMatrix")  # a sparse block (SparseArraySeed)
         tryCatch(proj$add(.assay_to_py(block), names_py), error = function(e) {

@@ -17,7 +17,8 @@
 #' @param measure Stability measure: `"vi"`, `"nmi"`, `"split.join"` or `"adjusted.rand"`.
 #' @param method2 If given, compare `method` with `method2` on the same graph (robin's
 #'   `robinCompare`) instead of the graph with a null model.
-#' @param n.repeats Repeats per perturbation level (robin: 10; the robin backend always uses 10).
+#' @param n.repeats Repeats per perturbation level, at least 2 (`NULL`: the Python default, currently 10, as
+#'   robin; the robin backend always uses 10).
 #' @param weighted Use edge weights (`TRUE`, rewiring that carries weights) or not (`FALSE`).
 #' @param seed Seed; `NULL` draws one from R's RNG, so `set.seed()` makes the Python backend reproducible.
 #' @param backend `"auto"` (robin if installed, else Python), `"python"` or `"robin"`.
@@ -41,13 +42,12 @@
 #' }
 #' @export
 robinRobustness <- function(x, name = NULL, axis = c("cells", "genes"), method = "louvain",
-    measure = c("vi", "nmi", "split.join", "adjusted.rand"), method2 = NULL, n.repeats = 10L,
+    measure = c("vi", "nmi", "split.join", "adjusted.rand"), method2 = NULL, n.repeats = NULL,
     weighted = FALSE, seed = NULL, backend = c("auto", "python", "robin"), BPPARAM = NULL,
     verbose = getOption("magmap.verbose", interactive()), ...) {
     axis <- match.arg(axis)
     measure <- match.arg(measure)
     backend <- match.arg(backend)
-    n.repeats <- .check_count(n.repeats, "n.repeats", 2L)
     adj <- .graph_adjacency(x, name, axis, weighted)
     seed <- .resolve_seed(seed)
     n_jobs <- if (is.null(BPPARAM)) 1L else as.integer(BiocParallel::bpnworkers(BPPARAM))

@@ -9,12 +9,29 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .codec import decode, encode
 
 __all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled_dataset_path", "robin", "med_magma",
            "robust_umap", "robust_umap_project", "robust_umap_manifest"]
+
+
+@contextmanager
+def _r_names(**names: str) -> Iterator[None]:
+    """Python's checks name Python's arguments (`n_repeats`); rewrite them to the R names the user passed
+    (`n.repeats`) so the message says what to fix. The only place R and Python argument names meet."""
+    try:
+        yield
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        for py_name, r_name in names.items():
+            msg = msg.replace(f"`{py_name}`", f"`{r_name}`")
+        if msg == str(e):
+            raise
+        raise type(e)(msg) from e
 
 
 def python_info() -> dict[str, Any]:
@@ -104,7 +121,7 @@ def robin(
     method: str = "louvain",
     measure: str = "vi",
     type: str = "independent",
-    n_repeats: int = 10,
+    n_repeats: Any = None,
     weighted: Any = None,
     seed: Any = None,
     n_jobs: int = 1,
@@ -115,20 +132,24 @@ def robin(
 ) -> dict[str, Any]:
     """robin-style robustness of a graph (adjacency from R) or, with ``method2``, a comparison of two methods.
 
-    Returns :meth:`magmap.robustness.RobinResult.to_dict` with the curves as matrices.
+    Returns :meth:`magmap.robustness.RobinResult.to_dict` with the curves as matrices. ``n_repeats``
+    ``None``: Python's default.
     """
     import numpy as np
 
     from .. import robustness
 
     A = decode(graph)
-    common = dict(measure=measure, type=type, n_repeats=int(n_repeats), weighted=weighted,
-                  random_state=None if seed is None else int(seed), n_jobs=int(n_jobs), verbose=bool(verbose))
-    if method2 is None:
-        result = robustness.robin(A, method=method, **common, **(decode(method_args) or {}))
-    else:
-        result = robustness.compare(A, method1=method, method2=method2, args1=decode(method_args) or {},
-                                    args2=decode(args2) or {}, **common)
+    common = dict(measure=measure, type=type, weighted=weighted, random_state=None if seed is None else int(seed),
+                  n_jobs=int(n_jobs), verbose=bool(verbose))
+    if n_repeats is not None:
+        common["n_repeats"] = n_repeats
+    with _r_names(n_repeats="n.repeats"):
+        if method2 is None:
+            result = robustness.robin(A, method=method, **common, **(decode(method_args) or {}))
+        else:
+            result = robustness.compare(A, method1=method, method2=method2, args1=decode(method_args) or {},
+                                        args2=decode(args2) or {}, **common)
     out = result.to_dict()
     out["curve_real"] = np.asarray(result.curve_real, dtype=float)
     out["curve_null"] = np.asarray(result.curve_null, dtype=float)
@@ -175,25 +196,34 @@ def _umap_input(x: Any, feature_names: Any) -> Any:
     return ad.AnnData(X=X, var=pd.DataFrame(index=[str(n) for n in names]))
 
 
+def _certify_args(epsilon: Any, fraction: Any, top_genes: Any) -> tuple[float | None, float, int | None]:
+    """ε, fraction and the number of top genes, checked before any fit or projection runs (``None``: the
+    model's ε, the default fraction, no top genes)."""
+    from .._validation import check_number, check_positive_int
+    from ..umap.certify import DEFAULT_FRACTION, _check_fraction
+
+    with _r_names(top_genes="top.genes"):
+        return (None if epsilon is None else check_number(epsilon, "epsilon"),
+                DEFAULT_FRACTION if fraction is None else _check_fraction(fraction),
+                None if top_genes is None else check_positive_int(top_genes, "top_genes"))
+
+
 def _umap_result(model: Any, X: Any, embedding: Any, certify: bool, *, epsilon: Any = None, fraction: Any = None,
                  top_genes: Any = None, missing_genes: str = "error") -> dict[str, Any]:
-    """Embedding, certificates (radius, relative box size and corners at ε, summary) and top genes per cell."""
+    """Embedding, certificates (radius, relative box size and corners at ε, summary) and top genes per cell;
+    ``epsilon``, ``fraction`` and ``top_genes`` as :func:`_certify_args` returns them."""
     import numpy as np
-
-    from ..umap.certify import DEFAULT_FRACTION
 
     out: dict[str, Any] = {"embedding": np.asarray(embedding, dtype=np.float64)}
     if certify:
-        cert = model.certify(X, None if epsilon is None else float(epsilon),
-                             fraction=DEFAULT_FRACTION if fraction is None else float(fraction),
-                             missing_genes=missing_genes)
+        cert = model.certify(X, epsilon, fraction=fraction, missing_genes=missing_genes)
         out["certified_radius"] = np.asarray(cert.radius, dtype=np.float64)
         out["certified_box"] = np.asarray(cert.relative_diagonal, dtype=np.float64)
         out["box_lower"] = np.asarray(cert.lower, dtype=np.float64)
         out["box_upper"] = np.asarray(cert.upper, dtype=np.float64)
         out["certificate"] = {**{k: float(v) for k, v in cert.summary().items()}, "method": cert.method}
     if top_genes is not None:
-        top = model.cell_gene_impact(X, n_top=int(top_genes), missing_genes=missing_genes)
+        top = model.cell_gene_impact(X, n_top=top_genes, missing_genes=missing_genes)
         k = int(top["rank"].max()) if len(top) else 0
         # cells as 1-based positions: R puts its own cell names back
         top["cell"] = np.repeat(np.arange(1, out["embedding"].shape[0] + 1, dtype=np.int64), k)
@@ -224,9 +254,11 @@ def robust_umap(
     """
     from ..umap import RobustUMAP
 
+    _, fraction, top_genes = _certify_args(None, fraction, top_genes)
     data = _umap_input(x, feature_names)
-    model = RobustUMAP(input_type=input_type, random_state=None if seed is None else int(seed),
-                       **(decode(options) or {})).fit(data)
+    with _r_names(n_components="ncomponents", n_top_genes="ntop"):
+        model = RobustUMAP(input_type=input_type, random_state=None if seed is None else int(seed),
+                           **(decode(options) or {})).fit(data)
     out = _umap_result(model, data, model.embedding_, bool(certify), fraction=fraction, top_genes=top_genes)
     blob = model.to_bytes()
     # the manifest travels as JSON text so R parses it exactly as loadRobustUMAP() does from a file
@@ -243,6 +275,7 @@ def robust_umap_project(model: Any, x: Any, feature_names: Any = None, certify: 
     :func:`robust_umap`, certificates (boxes at ``epsilon``, default the model's) and top genes."""
     from ..umap import RobustUMAP
 
+    epsilon, fraction, top_genes = _certify_args(epsilon, fraction, top_genes)
     fitted = RobustUMAP.from_bytes(bytes(model))
     data = _umap_input(x, feature_names)
     out = _umap_result(fitted, data, fitted.transform(data, missing_genes=missing_genes), bool(certify),

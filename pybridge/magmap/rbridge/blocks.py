@@ -54,14 +54,12 @@ class BlockProjector:
     def __init__(self, model: Any, certify: bool = True, missing_genes: str = "error", epsilon: Any = None,
                  fraction: Any = None, top_genes: Any = None) -> None:
         from ..umap import RobustUMAP
-        from ..umap.certify import DEFAULT_FRACTION
+        from .api import _certify_args
 
+        self.epsilon, self.fraction, self.top_genes = _certify_args(epsilon, fraction, top_genes)
         self.model = RobustUMAP.from_bytes(bytes(model))
         self.certify = bool(certify)
         self.missing_genes = str(missing_genes)
-        self.epsilon = None if epsilon is None else float(epsilon)
-        self.fraction = DEFAULT_FRACTION if fraction is None else float(fraction)
-        self.top_genes = None if top_genes is None else int(top_genes)
         self.embedding: list[np.ndarray] = []
         self.certificates: list[Any] = []
         self.tops: list[Any] = []

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_choice
+from .._validation import check_choice, check_number
 from ..crown import METHODS as BOUND_METHODS
 from ..crown import bound_area_loss, crown_bounds, output_bounds
 from ._inputs import model_inputs
@@ -368,9 +368,7 @@ def certify(model: Any, X: Any, epsilon: float | None = None, *, radius: bool = 
             fraction: float = DEFAULT_FRACTION, rtol: float = DEFAULT_RTOL, layer: str | None = None,
             method: str | None = None, missing_genes: str = "error", batch_size: int = 4096) -> Certificate:
     """Boxes at ``epsilon`` and certified radii of the cells ``X`` under ``model`` (see :meth:`RobustUMAP.certify`)."""
-    eps = float(model.epsilon if epsilon is None else epsilon)
-    if not (eps >= 0 and math.isfinite(eps)):
-        raise ValueError(f"`epsilon` must be a finite number ≥ 0 (L∞ radius in the model's input units), got {eps}.")
+    eps = check_number(model.epsilon if epsilon is None else epsilon, "epsilon")  # L∞, model input units
     fraction, rtol = _check_fraction(fraction), _check_rtol(rtol)
     method, device = _setup(model, method)
     diag_ref = reference_diagonal(model)

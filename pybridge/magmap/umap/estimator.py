@@ -20,7 +20,7 @@ from sklearn.exceptions import NotFittedError
 from torch import nn
 
 from .._utils import check_memory, resolve_device, seed_everything
-from .._validation import check_choice, check_matrix, check_positive_int
+from .._validation import check_choice, check_flag, check_matrix, check_number, check_positive_int
 from ..crown import output_bounds
 from . import io as _io
 from ._inputs import model_inputs, unpack
@@ -210,8 +210,10 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         check_choice(self.robust_bound_method, "robust_bound_method", TRAINING_BOUNDS)
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
-        if not self.epsilon >= 0:
-            raise ValueError(f"`epsilon` must be ≥ 0 (L∞ radius in model input units), got {self.epsilon}.")
+        check_number(self.min_dist, "min_dist")
+        check_number(self.epsilon, "epsilon")  # L∞ radius in model input units
+        check_flag(self.robust, "robust")
+        check_flag(self.log1p, "log1p")
         if self.robust_epsilon is not None and not (np.isfinite(self.robust_epsilon) and self.robust_epsilon > 0):
             raise ValueError(f"`robust_epsilon` must be a positive number (L∞ radius in model input units) or None "
                              f"(3.3 × the phase-1 median certified radius), got {self.robust_epsilon}.")

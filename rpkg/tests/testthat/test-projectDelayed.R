@@ -72,4 +72,6 @@ test_that("streamed projection reports bad input with the in-memory messages", {
         missing.genes = "zero", certify = FALSE)$embedding, tolerance = 1e-6)
     expect_error(projectRobustUMAP(DelayedArray::DelayedArray(query), model = ref, block.cells = 0),
         "`block.cells` must be a single whole number >= 1, got 0.")
+    expect_error(projectRobustUMAP(DelayedArray::DelayedArray(query), model = ref, fraction = -1),
+        "`fraction` \\(largest box diagonal.*must be a positive number")
 })

@@ -62,6 +62,8 @@ test_that("graphs stored in a SingleCellExperiment are found by name and axis", 
         "rowPair of `x` \\(have: none\\)")
     expect_error(robinRobustness(matrix(1, 2, 3), backend = "python"), "must be square")
     expect_error(robinRobustness(planted_adjacency(), method = "nosuch", backend = "python"), "nosuch")
+    expect_error(robinRobustness(planted_adjacency(), n.repeats = 1, backend = "python"),
+        "`n.repeats` must be at least 2, got 1")
     expect_error(robinRobustness(planted_adjacency(), backend = "robin"), "needs the robin package")
 })
 
