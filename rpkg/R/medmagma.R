@@ -90,26 +90,22 @@ setGeneric("calculateGmGM", function(x, ...) standardGeneric("calculateGmGM"))
     mask
 }
 
-# k is R's own argument (one number, or one per network); NULL leaves both to Python.
-.check_k <- function(k) {
+# k is R's own argument (one number, or one per network), split here; Python checks the numbers and names
+# `k` in its messages. NULL leaves both to Python.
+.split_k <- function(k) {
     if (is.null(k)) return(NULL)
-    if (!is.numeric(k) || !length(k) %in% 1:2 || anyNA(k) || any(k < 1) || any(k != round(k))) {
-        stop("`k` must be one whole number >= 1, or two (cells, genes).", call. = FALSE)
-    }
-    rep_len(as.integer(k), 2L)
+    if (!length(k) %in% 1:2 || anyNA(k)) stop("`k` must be one number, or two (cells, genes).", call. = FALSE)
+    lapply(rep_len(k, 2L), .whole)
 }
 
-# Whole numbers cross as integers; anything else crosses as it is, for Python to accept or refuse.
-.whole <- function(x) if (is.numeric(x) && length(x) == 1L && !is.na(x) && x == round(x)) as.integer(x) else x
-
 .calculate_graphs <- function(x, method, subset.row, k, seed, options, verbose = isTRUE(options$verbose)) {
-    k <- .check_k(k)
+    k <- .split_k(k)
     seed <- .resolve_seed(seed)
     mask <- .subset_mask(subset.row, nrow(x), rownames(x))
     .progress(verbose, "magmap: %s on %d cells x %d genes (seed %d)", if (method == "gmgm") "GmGM" else "MED-MAGMA",
         ncol(x), if (is.null(mask)) nrow(x) else sum(mask), seed)
-    out <- .py_call("med_magma", x = .assay_to_py(x), method = method, genes = .to_py(mask), n_neighbors = k[1],
-        n_gene_neighbors = k[2], seed = seed, options = .to_py(options))
+    out <- .py_call("med_magma", x = .assay_to_py(x), method = method, genes = .to_py(mask), n_neighbors = k[[1]],
+        n_gene_neighbors = k[[2]], seed = seed, options = .to_py(options))
     dimnames(out$cells) <- list(colnames(x), colnames(x))
     dimnames(out$genes) <- list(rownames(x), rownames(x))
     out$params$seed <- seed

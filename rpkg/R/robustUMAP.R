@@ -94,24 +94,15 @@ setGeneric("calculateRobustUMAP", function(x, ...) standardGeneric("calculateRob
 # them and its messages name the R arguments (magmap.rbridge.api).
 .umap_options <- function(ncomponents, n_neighbors, min_dist, epsilon, robust, ntop, log1p, n_epochs,
     device, verbose, python.args) {
-    opts <- list(n_components = .as_whole(ncomponents), n_neighbors = .as_whole(n_neighbors), min_dist = min_dist,
-        epsilon = epsilon, robust = robust, log1p = log1p, n_epochs = .as_whole(n_epochs), device = device,
+    opts <- list(n_components = .whole(ncomponents), n_neighbors = .whole(n_neighbors), min_dist = min_dist,
+        epsilon = epsilon, robust = robust, log1p = log1p, n_epochs = .whole(n_epochs), device = device,
         verbose = isTRUE(verbose))
     opts <- Filter(Negate(is.null), opts)
     if (!is.null(ntop)) {
         # Inf asks for every gene: Python's None, sent as an explicit list element
-        opts["n_top_genes"] <- list(if (is.numeric(ntop) && identical(as.double(ntop), Inf)) NULL else .as_whole(ntop))
+        opts["n_top_genes"] <- list(if (is.numeric(ntop) && identical(as.double(ntop), Inf)) NULL else .whole(ntop))
     }
     c(opts, python.args)
-}
-
-# R numbers are doubles; a whole one travels as an integer, anything else unchanged for Python to judge.
-.as_whole <- function(v) {
-    if (is.numeric(v) && length(v) == 1L && is.finite(v) && v == round(v) && abs(v) <= .Machine$integer.max) {
-        as.integer(v)
-    } else {
-        v
-    }
 }
 
 .fit_umap <- function(cells_by_features, feature_names, input_type, seed, certify, fraction, top.genes, options) {

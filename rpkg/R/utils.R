@@ -29,6 +29,15 @@
     if (isTRUE(verbose)) message(sprintf(fmt, ...))
 }
 
+# R numbers are doubles; a whole one crosses as an integer, anything else as it is, for Python to accept or refuse.
+.whole <- function(x) {
+    if (is.numeric(x) && length(x) == 1L && is.finite(x) && x == round(x) && abs(x) <= .Machine$integer.max) {
+        as.integer(x)
+    } else {
+        x
+    }
+}
+
 .check_count <- function(value, name, minimum = 1L) {
     if (!is.numeric(value) || length(value) != 1L || is.na(value) || value != round(value) || value < minimum) {
         stop(sprintf("`%s` must be a single whole number >= %d, got %s.", name, minimum,

@@ -180,7 +180,8 @@ def med_magma(
     if method == "medmagma":
         given["random_state"] = None if seed is None else int(seed)
     kwargs = {k: v for k, v in given.items() if v is not None}
-    res = learn_graphs(decode(x), method=method, name="x", copy=False, **kwargs)  # decode made the copy
+    with _r_names(n_neighbors="k", n_gene_neighbors="k"):
+        res = learn_graphs(decode(x), method=method, name="x", copy=False, **kwargs)  # decode made the copy
     return encode({"cells": res.cells, "genes": res.genes, "genes_used": res.genes_used, "params": res.params})
 
 

@@ -109,7 +109,10 @@ test_that("bad input gives errors naming the argument", {
     expect_error(runMedMagma(sce, assay.type = "nope"), "`assay.type` = 'nope' is not an assay")
     expect_error(calculateMedMagma(sce, subset.row = c("nope", "x")), "`subset.row` names genes that are not in")
     expect_error(calculateMedMagma(sce, subset.row = 1:2), "Only 2 gene\\(s\\) selected; at least 3 are needed")
-    expect_error(calculateMedMagma(sce, k = 0), "`k` must be")
+    # k is split in R, its numbers checked in Python; the message names `k`
+    expect_error(calculateMedMagma(sce, k = 0), "`k` must be at least 1, got 0")
+    expect_error(calculateMedMagma(sce, k = c(5, 2.5)), "`k` must be an integer, got 2.5")
+    expect_error(calculateMedMagma(sce, k = 1:3), "`k` must be one number, or two \\(cells, genes\\)")
     expect_error(calculateMedMagma(sce[, 1:2]), "at least 3 are needed")
     expect_error(calculateMedMagma(matrix(letters[1:9], 3)), "must be numeric")
     neg <- SingleCellExperiment::counts(sce)[1:10, ]
@@ -120,7 +123,7 @@ test_that("bad input gives errors naming the argument", {
     expect_error(calculateGmGM(sce, mode = "fast", assay.type = "counts"),
         "`mode` must be one of \\['paper', 'exact'\\]")
     expect_error(calculateMedMagma(sce, subset.row = 1:30, k = c(40, 3)),
-        "`n_neighbors` \\(40\\) must be smaller than the number of cells \\(40\\)")
+        "`k` \\(40\\) must be smaller than the number of cells \\(40\\)")
     expect_error(runMedMagma(SingleCellExperiment::counts(sce)), "must be a SingleCellExperiment or a Seurat")
 })
 
