@@ -169,3 +169,11 @@ def test_square_gene_subset_picks_the_first_squarest_cut():
 def test_square_gene_subset_rejects_negative_values():
     with pytest.raises(ValueError, match="negative values"):
         square_gene_subset(-np.ones((5, 5)))
+
+
+def test_run_settings_refuse_too_few_cells_or_repeats():
+    assert RunSettings(max_cells=20.0, robin_repeats=2).max_cells == 20
+    with pytest.raises(ValueError, match="`max_cells` must be at least 20, got 10"):
+        RunSettings(max_cells=10)
+    with pytest.raises(TypeError, match="`robin_repeats` must be an integer, got 2.5"):
+        RunSettings(robin_repeats=2.5)

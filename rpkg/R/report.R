@@ -22,8 +22,10 @@
 #' @param dir Output folder; it must not exist or be empty, unless `overwrite = TRUE`.
 #' @param assay.type Assay (Seurat: slot of the default assay) holding raw counts.
 #' @param seed Seed of every random step; `NULL` draws one from R's RNG, so `set.seed()` controls it.
-#' @param max.cells Largest number of cells analysed (more are subsampled).
-#' @param robin.repeats Repeats per perturbation level of the robustness test.
+#' @param max.cells Largest number of cells analysed (more are subsampled), at least 20 (`NULL`: the Python
+#'   default, currently 1000).
+#' @param robin.repeats Repeats per perturbation level of the robustness test, at least 2 (`NULL`: the Python
+#'   default, currently 10).
 #' @param overwrite Replace a non-empty `dir` once the new results are complete.
 #' @param python.args A named list of further settings of the Python job (fields of
 #'   `magmap.pipeline.RunSettings`, e.g. `list(umap = list(n_epochs = 50))`).
@@ -52,8 +54,8 @@
 #'     table(sce$MedMagma.cluster, sce$cell_type)
 #' }
 #' @export
-magmapReport <- function(x, label = NULL, dir, assay.type = "counts", seed = 0, max.cells = 1000,
-    robin.repeats = 10, overwrite = FALSE, python.args = list(),
+magmapReport <- function(x, label = NULL, dir, assay.type = "counts", seed = 0, max.cells = NULL,
+    robin.repeats = NULL, overwrite = FALSE, python.args = list(),
     verbose = getOption("magmap.verbose", interactive())) {
     if (!inherits(x, "Seurat") && !is(x, "SingleCellExperiment")) {
         stop("`x` must be a SingleCellExperiment or a Seurat object; wrap a count matrix with ",
@@ -76,8 +78,6 @@ magmapReport <- function(x, label = NULL, dir, assay.type = "counts", seed = 0, 
         labels <- as.character(meta[[label]])
     }
     seed <- .resolve_seed(seed)
-    max.cells <- .check_count(max.cells, "max.cells", 20L)
-    robin.repeats <- .check_count(robin.repeats, "robin.repeats", 2L)
     dir <- normalizePath(dir, mustWork = FALSE)
     cells <- colnames(x)
     if (is.null(cells)) cells <- as.character(seq_len(ncol(x)))

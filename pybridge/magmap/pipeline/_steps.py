@@ -57,6 +57,13 @@ class RunSettings:
     top_genes: int = 3
     umap: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from .._validation import check_positive_int
+
+        # fewer cells or repeats leave too little for the networks and the robustness curves
+        self.max_cells = check_positive_int(self.max_cells, "max_cells", minimum=20)
+        self.robin_repeats = check_positive_int(self.robin_repeats, "robin_repeats", minimum=2)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -296,12 +296,12 @@ def robust_umap_manifest(model: Any) -> str:
 
 
 def run_report(x: Any, gene_names: Any, cell_names: Any, labels: Any = None, label: Any = None, out: str = "",
-               seed: int = 0, max_cells: int = 1000, robin_repeats: int = 10, overwrite: bool = False,
+               seed: int = 0, max_cells: Any = None, robin_repeats: Any = None, overwrite: bool = False,
                options: Any = None) -> dict[str, Any]:
     """:func:`magmap.pipeline.run` on a genes × cells count matrix from R; returns what R stores in its object.
 
     ``labels`` (one string per cell) become ``obs[label]``; ``options`` holds further
-    :class:`~magmap.pipeline.RunSettings` fields. Returns ``cells_used`` (1-based positions of the cells
+    :class:`~magmap.pipeline.RunSettings` fields (``max_cells``, ``robin_repeats`` ``None``: its defaults). Returns ``cells_used`` (1-based positions of the cells
     analysed), per network ``medmagma``/``gmgm`` (``cells``, ``genes`` over all genes, ``genes_used``,
     ``params``, ``clusters``), ``modules`` (per gene, ``None`` outside the network), ``module_share``
     (cells × modules), ``gene_impact``, the RobustUMAP results as :func:`robust_umap` returns them,
@@ -323,8 +323,10 @@ def run_report(x: Any, gene_names: Any, cell_names: Any, labels: Any = None, lab
     if labels is not None:
         obs[str(label)] = [str(v) for v in decode(labels)]
     adata = ad.AnnData(X=decode(x), obs=obs, var=pd.DataFrame(index=[str(g) for g in decode(gene_names)]))
-    settings = RunSettings(seed=int(seed), max_cells=int(max_cells), robin_repeats=int(robin_repeats),
-                           **(decode(options) or {}))
+    given = {"max_cells": max_cells, "robin_repeats": robin_repeats}
+    with _r_names(max_cells="max.cells", robin_repeats="robin.repeats"):
+        settings = RunSettings(seed=int(seed), **{k: v for k, v in given.items() if v is not None},
+                               **(decode(options) or {}))
     summary = run(adata, out=out, label=None if labels is None else str(label), settings=settings,
                   overwrite=bool(overwrite), command="magmapReport() in R")
     res = ad.read_h5ad(f"{out}/results.h5ad")

@@ -115,6 +115,10 @@ test_that("magmapReport refuses bad input with the fix", {
     expect_error(magmapReport(sce, label = "nope", dir = tempfile()), "`label` = 'nope' is not a column of colData")
     expect_error(magmapReport(counts(sce), dir = tempfile()), "must be a SingleCellExperiment or a Seurat object")
     expect_error(magmapReport(sce), "`dir` must be one folder path")
+    # checked in Python (RunSettings) before any work; the messages name the R arguments
+    expect_error(magmapReport(sce, dir = tempfile(), max.cells = 10), "`max.cells` must be at least 20, got 10")
+    expect_error(magmapReport(sce, dir = tempfile(), robin.repeats = 2.5),
+        "`robin.repeats` must be an integer, got 2.5")
     dir <- withr::local_tempdir()
     writeLines("mine", file.path(dir, "keep.txt"))
     expect_error(magmapReport(sce, dir = dir),
