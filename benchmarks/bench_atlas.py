@@ -87,6 +87,14 @@ def generate(source, path: Path, n_cells: int, seed: int, chunk: int = 200_000, 
             "dense_float32_bytes": int(n_cells * X.shape[1] * 4)}
 
 
+def save(record: dict, path: Path) -> None:
+    """Write the run's JSON and print it."""
+    text = json.dumps(record, indent=2, default=str)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+    print(text)
+
+
 def median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -205,9 +213,7 @@ def main() -> None:
         "atlas_gpu.json" if args.gpu_only else "atlas.json")
     if args.gpu_only:
         gpu_section(args, record)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
-        print(json.dumps(record, indent=2, default=str))
+        save(record, out_path)
         return
     source = ad.read_h5ad(shared_data() / DATASET)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="magmap-atlas-"))
@@ -323,9 +329,7 @@ def main() -> None:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     record["loadavg_end"] = os.getloadavg()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    print(json.dumps(record, indent=2, default=str))
+    save(record, out_path)
 
 
 if __name__ == "__main__":
