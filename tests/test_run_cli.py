@@ -104,7 +104,12 @@ def test_existing_output_folder_is_kept(tmp_path, capsys):
 
 def test_bad_settings(tmp_path, capsys):
     assert main(["run", "--out", str(tmp_path / "o"), "--max-cells", "5", "--quiet"]) == 2
-    assert "--max-cells 5 is too small; pass at least 20." in capsys.readouterr().err
+    assert "magmap run: error: `--max-cells` must be at least 20, got 5." in capsys.readouterr().err
+    assert main(["run", "--out", str(tmp_path / "o"), "--robin-repeats", "1", "--quiet"]) == 2
+    assert "`--robin-repeats` must be at least 2, got 1." in capsys.readouterr().err
+    assert main(["run", "--out", str(tmp_path / "o"), "--seed", "-1", "--quiet"]) == 2
+    assert "`--seed` must be at least 0, got -1." in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_failure_mid_run_leaves_nothing_and_keeps_the_old_folder(tmp_path, monkeypatch, capsys):

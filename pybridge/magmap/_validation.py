@@ -5,6 +5,8 @@ Nothing here mutates its input; checks return a validated *view or copy* in a ca
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -160,3 +162,19 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}.")
     return value
+
+
+@contextmanager
+def renamed_arguments(**names: str) -> Iterator[None]:
+    """Rewrite the argument names in the messages of checks raised inside the block (``max_cells`` →
+    ``--max-cells`` for the command line, ``max.cells`` for R), so that the message names what the user
+    typed. Errors that name none of them pass unchanged."""
+    try:
+        yield
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        for py_name, user_name in names.items():
+            msg = msg.replace(f"`{py_name}`", f"`{user_name}`")
+        if msg == str(e):
+            raise
+        raise type(e)(msg) from e

@@ -40,29 +40,28 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _check_settings(args: argparse.Namespace) -> str | None:
-    if args.max_cells < 20:
-        return f"--max-cells {args.max_cells} is too small; pass at least 20."
-    if args.robin_repeats < 2:
-        return f"--robin-repeats {args.robin_repeats} is too small; pass at least 2."
-    if args.seed < 0:
-        return f"--seed {args.seed} must be a non-negative whole number."
-    return None
+def _settings(args: argparse.Namespace):
+    """The run's settings from the flags; RunSettings checks them, its messages name the flags."""
+    from .._validation import renamed_arguments
+    from ..pipeline import RunSettings
+
+    with renamed_arguments(seed="--seed", max_cells="--max-cells", robin_repeats="--robin-repeats"):
+        return RunSettings(seed=args.seed, max_cells=args.max_cells, robin_repeats=args.robin_repeats)
 
 
 def command(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Run ``magmap run`` with parsed ``args``; returns the exit status (0 success, 2 bad input, 1 failure)."""
-    from ..pipeline import InputError, RunSettings, run
+    from ..pipeline import InputError, run
 
     quiet = args.run_quiet or getattr(args, "quiet", False)
     if quiet:
         os.environ["MAGMAP_QUIET"] = "1"
         logging.getLogger("magmap").setLevel(logging.WARNING)
-    problem = _check_settings(args)
-    if problem:
-        print(f"magmap run: error: {problem}", file=sys.stderr)
+    try:
+        settings = _settings(args)
+    except (TypeError, ValueError) as err:
+        print(f"magmap run: error: {err}", file=sys.stderr)
         return 2
-    settings = RunSettings(seed=args.seed, max_cells=args.max_cells, robin_repeats=args.robin_repeats)
     cmd = "magmap " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
         run(args.input, out=args.out, label=args.label, layer=args.layer, settings=settings,

@@ -80,7 +80,10 @@ def knn_accuracy(Z: np.ndarray, labels: Any, *, Z_train: np.ndarray | None = Non
 
 
 def dropout_counts(X: Any, rate: float, rng: np.random.Generator) -> sp.csr_matrix:
-    """Zero each non-zero count independently with probability ``rate``."""
+    """A copy of the counts ``X`` with each non-zero count zeroed independently with probability ``rate``
+    (extra dropouts, as in the robust-UMAP paper's dropout experiment); ``X`` itself is not changed."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0 <= rate <= 1:
+        raise ValueError(f"`rate` must be a probability between 0 and 1, got {rate!r}.")
     Xs = sp.csr_matrix(X, dtype=np.float64, copy=True)
     Xs.data[rng.random(Xs.data.size) < rate] = 0.0
     Xs.eliminate_zeros()

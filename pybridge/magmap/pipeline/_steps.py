@@ -60,6 +60,7 @@ class RunSettings:
     def __post_init__(self) -> None:
         from .._validation import check_positive_int
 
+        self.seed = check_positive_int(self.seed, "seed", minimum=0)
         # fewer cells or repeats leave too little for the networks and the robustness curves
         self.max_cells = check_positive_int(self.max_cells, "max_cells", minimum=20)
         self.robin_repeats = check_positive_int(self.robin_repeats, "robin_repeats", minimum=2)

@@ -9,29 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from .._validation import renamed_arguments as _r_names
 from .codec import decode, encode
 
 __all__ = ["python_info", "summarize_counts", "roundtrip", "read_h5ad", "bundled_dataset_path", "robin", "med_magma",
            "robust_umap", "robust_umap_project", "robust_umap_manifest"]
-
-
-@contextmanager
-def _r_names(**names: str) -> Iterator[None]:
-    """Python's checks name Python's arguments (`n_repeats`); rewrite them to the R names the user passed
-    (`n.repeats`) so the message says what to fix. The only place R and Python argument names meet."""
-    try:
-        yield
-    except (TypeError, ValueError) as e:
-        msg = str(e)
-        for py_name, r_name in names.items():
-            msg = msg.replace(f"`{py_name}`", f"`{r_name}`")
-        if msg == str(e):
-            raise
-        raise type(e)(msg) from e
 
 
 def python_info() -> dict[str, Any]:
