@@ -499,3 +499,40 @@ def test_hidden_interval_bounds_sound_and_contain_crown_ibp():
     torch.testing.assert_close(reused[0], lo, rtol=0, atol=1e-12)
     torch.testing.assert_close(reused[1], up, rtol=0, atol=1e-12)
 
+
+
+def test_robust_phase_adaptive_length(data):
+    """robust_epochs=None stops at the first check where the median sampled cell is certified at the training
+    radius (checks after steps 60, 70, …), at most 300 steps; past the nominal 100 steps the hinge weight grows."""
+    from magmap.umap import estimator as est
+
+    X, _ = data
+    real = est._median_box_within
+    diag = np.linalg.norm(np.ptp(RobustUMAP(random_state=0, n_top_genes=30, robust=False, **FAST)
+                                 .fit(X).embedding_, axis=0))
+    sample = np.sort(np.random.default_rng(1).permutation(X.shape[0])[:64])
+
+    def fit(**kw):
+        calls = []
+
+        def spy(net, x, epsilon, limit):
+            calls.append(real(net, x, epsilon, limit))
+            return calls[-1]
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(est, "_median_box_within", spy)
+            m = RobustUMAP(random_state=0, n_top_genes=30, robust_weight=0.05, **FAST, **kw).fit(X)
+        assert m.robust_epochs_ == len(m.history_["robust"])
+        # the check is the certificate itself: the final network meets it exactly when the phase stopped early
+        x = torch.from_numpy(m.preprocess(X)[sample])
+        assert real(m.encoder_, x, m.robust_epsilon_, 0.05 * diag) == (m.robust_epochs_ < 300)
+        return m, calls
+
+    m, calls = fit(robust_epsilon=1e-4)  # certified at once: stops at the first check
+    assert m.robust_epochs_ == 60 and calls == [True]
+    m, calls = fit()  # this toy map never gets there: runs to the cap, asked after 60, 70, ..., 290 steps
+    assert m.robust_epochs_ == 300 and calls == [False] * 24
+    weights = [h["weight"] for h in m.history_["robust"]]
+    assert weights[:100] == [0.05] * 100 and weights[-1] == pytest.approx(0.05 * 3)
+    fixed = RobustUMAP(random_state=0, n_top_genes=30, robust_epochs=7, robust_weight=0.05, **FAST).fit(X)
+    assert fixed.robust_epochs_ == len(fixed.history_["robust"]) == 7

@@ -21,7 +21,7 @@ from torch import nn
 
 from .._utils import check_memory, resolve_device, seed_everything
 from .._validation import check_choice, check_flag, check_matrix, check_number, check_positive_int
-from ..crown import output_bounds
+from ..crown import crown_bounds, output_bounds
 from . import io as _io
 from ._inputs import model_inputs, unpack
 from .certify import (BOUND_METHODS, DEFAULT_FRACTION, DEFAULT_RTOL, Certificate, bisect_radius, certified_radius,
@@ -40,17 +40,31 @@ logger = logging.getLogger("magmap")
 __all__ = ["RobustUMAP", "Certificate", "BOUND_METHODS"]
 
 #: Defaults measured in docs/robust_umap.md: phase-1 epochs up to 10,000 cells (200 beyond, as umap-learn
-#: halves its own budget there), robust-phase steps, the robust phase's training radius as a multiple of
-#: the phase-1 network's median certified radius, cells per robust step for the UMAP/reconstruction terms,
-#: and the weight of the reconstruction term ‖z − ẑ‖².
+#: halves its own budget there), the robust phase's nominal length (its radius ramp and learning-rate
+#: schedule), when it first checks its target, how often, and its cap, the robust phase's training radius
+#: as a multiple of the phase-1 network's median certified radius, cells per robust step for the
+#: UMAP/reconstruction terms, training cells whose certificates estimate the phase-1 radius (the first
+#: ``_RADIUS_ESTIMATE``) and check the target (all ``_RADIUS_SAMPLE``), and the weight of ‖z − ẑ‖².
 _DEFAULT_EPOCHS = 300
 _DEFAULT_EPOCHS_LARGE = 200
 _DEFAULT_ROBUST_EPOCHS = 100
+_ROBUST_CHECK_FROM = 60
+_ROBUST_CHECK_EVERY = 10
+_ROBUST_MAX_EPOCHS = 300
 _RADIUS_GAIN = 3.3
 _ROBUST_BATCH_FACTOR = 4
 _RADIUS_SAMPLE = 64
+_RADIUS_ESTIMATE = 32
 _ROBUST_LR_FACTOR = 1.0 / 3.0
 _RECON_WEIGHT = 3.0
+
+
+def _median_box_within(net: nn.Module, x: torch.Tensor, epsilon: float, limit: float) -> bool:
+    """Whether the median row of ``x`` has a CROWN box at ``epsilon`` with diagonal ≤ ``limit``, i.e. a
+    certified radius ≥ ``epsilon`` (one bound evaluation instead of a bisection)."""
+    with torch.no_grad():
+        b = crown_bounds(net, x, epsilon)
+        return bool(np.median(torch.linalg.vector_norm(b.upper - b.lower, dim=1).cpu().numpy()) <= limit)
 
 
 class RobustUMAP(TransformerMixin, BaseEstimator):
@@ -110,14 +124,18 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         stayed within 4 % of the map's diagonal on the benchmark sets (docs/robust_umap_certificates.md);
         each cell's own limit is its certified radius.
     robust, robust_weight, robust_epochs, robust_cells
-        Whether to run the robust phase, the weight of its box hinge (1), its length in optimiser steps
-        (``None``: 100), and cells per step whose boxes are bounded (128; the UMAP and reconstruction
-        terms use 4× as many cells).
+        Whether to run the robust phase, the weight of its box hinge (1), its length in optimiser steps,
+        and cells per step whose boxes are bounded (128; the UMAP and reconstruction terms use 4× as
+        many cells). ``robust_epochs=None`` runs until its target is met: from step 60 on, every 10
+        steps, it stops once the median of 64 training cells has a CROWN box within 5 % of the map at
+        ``robust_epsilon`` (its radius schedule assumes 100 steps; past step 100 the hinge weight grows
+        as ``robust_weight · step / 100``), at most 300 steps. A number fixes the length. The steps
+        taken: ``robust_epochs_``.
     robust_epsilon
         Radius the robust phase trains at. ``None``: 3.3 × the median certified radius of the phase-1
-        network (CROWN, on up to 64 training cells), so the robust phase aims at boxes within 5 % of
+        network (CROWN, on up to 32 training cells), so the robust phase aims at boxes within 5 % of
         the map for perturbations 3.3× larger than phase 1 certified (the margin over 3×: the
-        phase ends before every cell reaches it). Resolved value: ``robust_epsilon_``.
+        phase ends when the median cell reaches it). Resolved value: ``robust_epsilon_``.
     robust_bound_method
         Bounds inside the robust phase's loss: ``"crown-ibp-hidden"`` (default: exact intervals of the
         first layer, CROWN-IBP above it; no pass over the genes per cell), ``"crown-ibp"`` (its backward
@@ -152,7 +170,8 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         Training radius of the robust phase and the phase-1 median certified radius it was derived from
         (``None`` when ``robust_epsilon`` was given or there was no robust phase).
     n_epochs_, batch_size_, robust_epochs_, fit_time_, random_state_, graph_
-        Resolved budget, timings (s), seed used and the fuzzy kNN graph (CSR).
+        Resolved budget (``robust_epochs_``: robust-phase steps taken), timings (s), seed used and the
+        fuzzy kNN graph (CSR).
     """
 
     def __init__(
@@ -313,14 +332,21 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         if r_epochs > 0:
             t2 = time.perf_counter()
             diagonal = float(np.linalg.norm(targets.max(axis=0) - targets.min(axis=0))) or 1.0
+            limit = DEFAULT_FRACTION * diagonal
+            sample = Xt[torch.from_numpy(np.sort(
+                np.random.default_rng(seed + 1).permutation(n_cells)[:_RADIUS_SAMPLE])).to(device)]
             if self.robust_epsilon is None:
-                sample = np.random.default_rng(seed + 1).permutation(n_cells)[:_RADIUS_SAMPLE]
-                self.phase1_radius_ = float(np.median(bisect_radius(
-                    net, Xt[torch.from_numpy(np.sort(sample)).to(device)], DEFAULT_FRACTION * diagonal,
-                    method="crown", rtol=0.1).radius))
+                self.phase1_radius_ = float(np.median(bisect_radius(net, sample[:_RADIUS_ESTIMATE], limit,
+                                                                    method="crown", rtol=0.1).radius))
                 self.robust_epsilon_ = _RADIUS_GAIN * self.phase1_radius_
             else:
                 self.robust_epsilon_ = float(self.robust_epsilon)
+            adaptive = {}
+            if self.robust_epochs is None:  # until the median sampled cell is certified at the training radius
+                adaptive = dict(stop=functools.partial(_median_box_within, x=sample, epsilon=self.robust_epsilon_,
+                                                       limit=limit),
+                                check_from=_ROBUST_CHECK_FROM, check_every=_ROBUST_CHECK_EVERY,
+                                max_epochs=_ROBUST_MAX_EPOCHS)
             net.train()
             self.history_["robust"] = train_robust(
                 net, Xt, edges, torch.from_numpy(targets).to(device), n_epochs=r_epochs,
@@ -328,8 +354,9 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
                 diagonal=diagonal, bounds=hidden_interval_bounds if self.robust_bound_method == "crown-ibp-hidden"
                 else functools.partial(output_bounds, method=self.robust_bound_method),
                 cells=_ROBUST_BATCH_FACTOR * int(self.robust_cells), bound_cells=int(self.robust_cells),
-                recon_weight=_RECON_WEIGHT, learning_rate=float(self.learning_rate) * _ROBUST_LR_FACTOR, **common)
+                recon_weight=_RECON_WEIGHT, learning_rate=float(self.learning_rate) * _ROBUST_LR_FACTOR, **common, **adaptive)
             t2 = time.perf_counter() - t2
+            r_epochs = len(self.history_["robust"])
         self.robust_epochs_ = r_epochs
         net.eval()
         self.encoder_ = net

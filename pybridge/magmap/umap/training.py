@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .._utils import progress
-from ..crown import output_bounds
+from ..crown._bounds import _linear_interval, _relaxation
 from .losses import umap_forces
 
 logger = logging.getLogger("magmap")
@@ -159,17 +159,38 @@ def hidden_interval_bounds(net: nn.Sequential, x: torch.Tensor, epsilon: float, 
     reaches the input (``ε‖ΛW₁‖₁`` instead of ``ε|Λ|·‖W₁ᵣ‖₁``); but it costs no pass over the genes per
     cell, so the robust phase can bound more cells per step. Differentiable in the weights.
     ``first_output``: ``net[0](x)`` when the caller has it already (the training step's forward pass).
+    ``net`` alternates ``Linear`` and ``ReLU`` and ends in a ``Linear`` (the encoders trained here).
     """
-    first = net[0]
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    first = linears[0]
     h = first(x) if first_output is None else first_output
     radius = epsilon * first.weight.abs().sum(dim=1)
-    identity = nn.Linear(h.shape[1], h.shape[1]).to(device=h.device, dtype=h.dtype)
-    with torch.no_grad():
-        identity.weight.copy_(torch.eye(h.shape[1], device=h.device, dtype=h.dtype))
-        identity.bias.zero_()
-    identity.requires_grad_(False)
-    rest = nn.Sequential(identity, *list(net)[1:])  # the identity makes CROWN relax the first ReLU too
-    return output_bounds(rest, h, None, method="crown-ibp", x_lower=h - radius, x_upper=h + radius)
+    lo, hi = h - radius, h + radius
+    relax = []  # IBP intervals of the pre-activations, relaxed as CROWN-IBP relaxes them
+    for k, lin in enumerate(linears[1:]):
+        relax.append(_relaxation(lo, hi))
+        if k < len(linears) - 2:
+            lo, hi = _linear_interval(torch.relu(lo), torch.relu(hi), lin.weight, lin.bias)
+    # CROWN backward from the output; index 0 of the stacked coefficients bounds from above, 1 from below
+    last = linears[-1]
+    a = last.weight.expand(2, 1, *last.weight.shape)
+    const = last.bias.expand(2, 1, last.weight.shape[0])
+    for j in range(len(relax) - 1, -1, -1):
+        slope, intercept, alpha = relax[j]  # (batch, width)
+        a_pos = a.clamp(min=0)
+        # upper: positive coefficients take the upper line (slope, intercept), negative ones α; lower: reverse
+        neg_slope = torch.stack((alpha, slope)).unsqueeze(2)
+        gap = slope - alpha
+        const = const + torch.stack(((a_pos[0] * intercept.unsqueeze(1)).sum(-1),
+                                     ((a[1] - a_pos[1]) * intercept.unsqueeze(1)).sum(-1)))
+        a = torch.addcmul(a * neg_slope, a_pos, torch.stack((gap, -gap)).unsqueeze(2))
+        if j > 0:
+            lin = linears[j]
+            const = const + a.matmul(lin.bias)
+            a = a.matmul(lin.weight)
+    centre = a.matmul(h.unsqueeze(-1)).squeeze(-1) + const
+    dev = a.abs().matmul(radius)
+    return centre[1] - dev[1], centre[0] + dev[0]
 
 
 def train_robust(
@@ -177,16 +198,24 @@ def train_robust(
     epsilon: float, weight: float, fraction: float, diagonal: float, bounds: Callable, cells: int,
     bound_cells: int, recon_weight: float, a: float, b: float, learning_rate: float, negative_sample_rate: int,
     repulsion_strength: float, generator: torch.Generator, verbose: bool = True,
-    desc: str = "RobustUMAP robust phase",
+    desc: str = "RobustUMAP robust phase", stop: Callable[[nn.Module], bool] | None = None,
+    check_from: int | None = None, check_every: int = 10, max_epochs: int | None = None,
 ) -> list[dict]:
-    """The robust phase: ``n_epochs`` Adam steps, each on ``cells`` random training cells.
+    """The robust phase: ``n_epochs`` Adam steps (or, with ``stop``, until ``stop`` says the target is
+    met), each on ``cells`` random training cells.
 
     Loss per step: the anchored UMAP gradient of the batch (neighbours and negatives at ``targets``),
     ``recon_weight · mean ‖z − ẑ‖²`` and ``weight · mean(max(0, diag/diagonal − fraction))`` over the
     certified boxes (``bounds(net, x, eps) → (lower, upper)``) of the first ``bound_cells`` cells of the
     batch. The radius ramps linearly from 0 to ``epsilon`` over the first half of the phase (the usual
     schedule of certified training: the bound loss starts small instead of dominating).
-    Returns the per-step history: ``loss`` (total), ``umap``, ``recon``, ``bound``, ``epsilon``.
+
+    ``stop(net) → bool`` (optional) is asked after ``check_from`` steps (default ``n_epochs``) and every
+    ``check_every`` steps after that; the phase ends when it answers ``True``, or after ``max_epochs``
+    steps (default ``n_epochs``). Past ``n_epochs`` the learning rate stays at its final value and the
+    hinge weight grows as ``weight · step / n_epochs``: a hinge that has not converged by then gets
+    steadily more say over the reconstruction term.
+    Returns the per-step history: ``loss`` (total), ``umap``, ``recon``, ``bound``, ``epsilon``, ``weight``.
     """
     opt = _adam(net.parameters(), learning_rate)
     n = X.shape[0]
@@ -194,13 +223,19 @@ def train_robust(
     m = min(cells, n)
     nb = min(bound_cells, m)
     history: list[dict] = []
-    bar = progress(range(1, n_epochs + 1), verbose=verbose, desc=desc, leave=False)
+    last = n_epochs if stop is None or max_epochs is None else max_epochs
+    first_check = n_epochs if check_from is None else check_from
+    bar = progress(range(1, last + 1), verbose=verbose, desc=desc, leave=False)
     ramp = max(1, n_epochs // 2)
     reuse_first = bounds is hidden_interval_bounds
     t0 = time.perf_counter()
     for epoch in bar:
+        if stop is not None and epoch > first_check and (epoch - 1 - first_check) % check_every == 0:
+            with torch.no_grad():
+                if stop(net):
+                    break
         for group in opt.param_groups:
-            group["lr"] = learning_rate * (1.0 - 0.5 * (epoch - 1) / n_epochs)
+            group["lr"] = learning_rate * (1.0 - 0.5 * min(1.0, (epoch - 1) / n_epochs))
         batch = torch.randperm(n, generator=generator, device=dev)[:m]
         pos = torch.full((n,), -1, dtype=torch.int64, device=dev)
         pos[batch] = torch.arange(m, device=dev)
@@ -226,16 +261,18 @@ def train_robust(
             lower, upper = bounds(net, xb[:nb], eps)
         diag = ((upper - lower) ** 2).sum(dim=1).add(1e-12).sqrt() / diagonal
         l_bound = torch.relu(diag - fraction).mean()
-        total = weight * l_bound + recon_weight * recon
+        w_bound = weight * max(1.0, epoch / n_epochs)
+        total = w_bound * l_bound + recon_weight * recon
         opt.zero_grad(set_to_none=True)
         (total + (z * grad).sum()).backward()
         opt.step()
-        rec = {"umap": float(l_umap), "recon": float(recon.detach()), "bound": float(l_bound.detach()), "epsilon": eps}
-        rec["loss"] = rec["umap"] + recon_weight * rec["recon"] + weight * rec["bound"]
+        rec = {"umap": float(l_umap), "recon": float(recon.detach()), "bound": float(l_bound.detach()), "epsilon": eps,
+               "weight": w_bound}
+        rec["loss"] = rec["umap"] + recon_weight * rec["recon"] + w_bound * rec["bound"]
         _check_finite(rec["loss"], desc, epoch - 1)
         history.append(rec)
         if verbose:
             bar.set_postfix(loss=f"{rec['loss']:.4f}", bound=f"{rec['bound']:.4f}", recon=f"{rec['recon']:.4f}",
                             refresh=False)
-    logger.info("%s: %d steps in %.1f s", desc, n_epochs, time.perf_counter() - t0)
+    logger.info("%s: %d steps in %.1f s", desc, len(history), time.perf_counter() - t0)
     return history
