@@ -71,9 +71,36 @@ def test_laplace_weight_auto_and_z_scale():
     assert all(r["z_scale_factor"] == 1.0 for r in h)
 
 
+@pytest.mark.parametrize("solver", ["dense", "lowrank"])
+def test_numeric_z_scale_sets_the_statistic_scale(solver):
+    """A number is the target ‖z*‖²: z_scale=mean(Y²) is the "mean-square" fit, and the recorded factor
+    rescales the unit-norm mode to the target (Y computed here from the quotient)."""
+    from magmap.medmagma.quotient import log_quotient
+
+    rng = np.random.default_rng(1)
+    X = rng.poisson(np.exp(rng.normal(size=(40, 1)) + rng.normal(size=(1, 12))) * 4).astype(float)
+    X = X[X.sum(1) > 0]
+    w, sign = log_quotient(X, zero_handling="one-pass")
+    mean_sq = float(((sign * np.exp(w)) ** 2).mean())
+    kw = dict(max_iter=4, random_state=0, solver=solver)
+    a = magmap.MedMagma(z_scale="mean-square", **kw).fit(X)
+    b = magmap.MedMagma(z_scale=mean_sq, **kw).fit(X)
+    # mean(Y²) summed here in another order: the last bit differs, and 4 EM iterations grow it to ~1e-7.
+    np.testing.assert_allclose(np.asarray(b.cell_precision_), np.asarray(a.cell_precision_), rtol=1e-5, atol=1e-9)
+    assert [r["z_scale_factor"] for r in b.history_] == pytest.approx([r["z_scale_factor"] for r in a.history_],
+                                                                       rel=1e-5)
+    c = magmap.MedMagma(z_scale=2.5, **kw).fit(X)
+    ratio = [rc["z_scale_factor"] / ra["z_scale_factor"] for rc, ra in zip(c.history_[:1], a.history_[:1])]
+    assert ratio == pytest.approx([2.5 / mean_sq], rel=1e-9)  # same first mode, another target
+
+
 @pytest.mark.parametrize("kw, msg", [({"laplace_weight": 2.0}, "laplace_weight"),
                                      ({"laplace_weight": "yes"}, "laplace_weight"),
-                                     ({"z_scale": "max"}, "z_scale")])
+                                     ({"z_scale": "max"}, "z_scale"),
+                                     ({"z_scale": 0.0}, "positive number"),
+                                     ({"z_scale": -1.0}, "positive number"),
+                                     ({"z_scale": float("nan")}, "positive number"),
+                                     ({"z_scale": True}, "z_scale")])
 def test_bad_new_params(kw, msg):
     with pytest.raises(ValueError, match=msg):
         magmap.MedMagma(**kw).fit(np.ones((5, 4)) + np.eye(5, 4))

@@ -20,7 +20,7 @@ from .mstep import mstep_newton, mstep_reference
 
 logger = logging.getLogger("magmap")
 
-__all__ = ["EMSettings", "EMResult", "em_dense", "distance_estimate", "scaling_change"]
+__all__ = ["EMSettings", "EMResult", "em_dense", "distance_estimate", "scaling_change", "z_target"]
 
 
 @dataclass
@@ -30,7 +30,7 @@ class EMSettings:
     reference: bool
     rho: float
     tol: float
-    z_scale: str
+    z_scale: str | float
     laplace_weight: float
     max_flipflop: int
     flipflop_tol: float
@@ -68,6 +68,14 @@ def distance_estimate(rels: list[float]) -> float:
         if r < 0.5:
             return min(rel, rel * r / (1.0 - r))
     return rel
+
+
+def z_target(cfg: EMSettings, y: torch.Tensor) -> float | None:
+    """‖z*‖²_F that the statistics are rescaled to: mean(Y²) for ``"mean-square"``, the number itself
+    for a numeric ``z_scale``, ``None`` (no rescaling) for ``"unit"``."""
+    if isinstance(cfg.z_scale, str):
+        return float((y * y).mean()) if cfg.z_scale == "mean-square" else None
+    return float(cfg.z_scale)
 
 
 def solve_mstep(e1: torch.Tensor, e2: torch.Tensor, lam1: torch.Tensor, lam2: torch.Tensor, cfg: EMSettings,
@@ -146,7 +154,7 @@ def em_dense(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetting
     """EM on the quotient ``y`` (cells × genes) from the initial scalings ``s1``, ``s2``."""
     d1, d2 = y.shape
     dev = y.device
-    mean_sq = float((y * y).mean())
+    target = z_target(cfg, y)
     u1 = torch.eye(d1, dtype=DTYPE, device=dev)
     u2 = torch.eye(d2, dtype=DTYPE, device=dev)
     lam1 = torch.ones(d1, dtype=DTYPE, device=dev)
@@ -173,7 +181,7 @@ def em_dense(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetting
             s1, s2, gram2 = ff.s1, ff.s2, ff.gram2
             stat1, stat2 = ff.zzt, ff.ztz  # fresh tensors, updated in place below
         zsq = float(torch.trace(stat1))
-        zfac = mean_sq / zsq if (cfg.z_scale == "mean-square" and zsq > 0) else 1.0
+        zfac = target / zsq if (target is not None and zsq > 0) else 1.0
         if zfac != 1.0:
             stat1.mul_(zfac)
             stat2.mul_(zfac)

@@ -19,7 +19,7 @@ import torch
 from .._utils import progress
 from ._accel import Anderson
 from ._backend import DTYPE, eigh
-from ._em import EMResult, EMSettings, Stopper, mix_scalings, scaling_change, solve_mstep
+from ._em import EMResult, EMSettings, Stopper, mix_scalings, scaling_change, solve_mstep, z_target
 from .estep import _solve_diagonal, solve_product_one
 
 logger = logging.getLogger("magmap")
@@ -213,7 +213,7 @@ def em_lowrank(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetti
     """
     n, p = y.shape
     dev = y.device
-    mean_sq = float((y * y).mean())
+    target = z_target(cfg, y)
     psi1 = FactoredCells(1.0, torch.zeros(n, 0, dtype=DTYPE, device=dev), torch.zeros(0, dtype=DTYPE, device=dev))
     u2 = torch.eye(p, dtype=DTYPE, device=dev)
     lam2 = torch.ones(p, dtype=DTYPE, device=dev)
@@ -235,7 +235,7 @@ def em_lowrank(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetti
             s1, s2, gram2 = ff["s1"], ff["s2"], ff["gram2"]
         z = y * s1[:, None] * s2[None, :]
         zsq = float((z * z).sum())
-        zfac = mean_sq / zsq if (cfg.z_scale == "mean-square" and zsq > 0) else 1.0
+        zfac = target / zsq if (target is not None and zsq > 0) else 1.0
         if zfac != 1.0:
             z.mul_(math.sqrt(zfac))
         laplace = cfg.laplace_weight > 0 and it > 0

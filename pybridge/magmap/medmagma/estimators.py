@@ -117,7 +117,9 @@ class MedMagma(TwoAxisEstimator):
         arbitrary in the model, but the M-step's ridge toward λ = 1 is not scale-free).
         ``"mean-square"``: ‖z*‖²_F = mean(Y²), the scale the reference's unit-norm scalings give on
         dense data; keeps the data term from vanishing when zeros concentrate the scalings
-        (``docs/medmagma.md``, "Real count data"). ``"unit"``: the reference's unit-norm s₁, s₂ as they are. ``None``:
+        (``docs/medmagma.md``, "Real count data"). ``"unit"``: the reference's unit-norm s₁, s₂ as they are.
+        A positive number: ‖z*‖²_F set to it (on heavy-tailed input, e.g. RPKM, mean(Y²) is set by a
+        few entries and EM may not converge; ``docs/medmagma.md``, "Why EM did not converge"). ``None``:
         ``"mean-square"`` in fast mode, ``"unit"`` in reference mode.
     laplace_weight
         Weight w of the subtracted Laplace term, S = z*z*ᵀ − w·½C. ``"auto"`` (default): 1 (the
@@ -209,7 +211,7 @@ class MedMagma(TwoAxisEstimator):
         *,
         mode: str = "fast",
         zero_handling: str = "one-pass",
-        z_scale: str | None = None,
+        z_scale: str | float | None = None,
         laplace_weight: float | str = "auto",
         max_iter: int = 100,
         tol: float | None = None,
@@ -246,8 +248,13 @@ class MedMagma(TwoAxisEstimator):
         check_choice(self.zero_handling, "zero_handling", ZERO_HANDLING)
         check_choice(self.solver, "solver", SOLVERS)
         check_choice(self.acceleration, "acceleration", ("auto", "anderson", "none"))
-        if self.z_scale is not None:
-            check_choice(self.z_scale, "z_scale", ("mean-square", "unit"))
+        zs = self.z_scale
+        if isinstance(zs, (int, float)) and not isinstance(zs, bool):
+            if not (np.isfinite(zs) and zs > 0):
+                raise ValueError(f"`z_scale` must be 'mean-square', 'unit', None or a positive number (the target "
+                                 f"‖z*‖²), got {zs!r}.")
+        elif zs is not None:
+            check_choice(zs, "z_scale", ("mean-square", "unit"))
         lw = self.laplace_weight
         if not (isinstance(lw, str) and lw == "auto") and not (
                 isinstance(lw, (int, float)) and not isinstance(lw, bool) and 0 <= lw <= 1):
