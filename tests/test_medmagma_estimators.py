@@ -183,6 +183,21 @@ def test_device_and_threads_arguments():
         magmap.MedMagma(n_threads=0).fit(d.X)
 
 
+def test_two_threads_give_the_same_fit_and_restore_torch_threads():
+    """With 2+ threads the dense path runs the two axes' eigendecompositions concurrently (one thread
+    each): the same kernels, so the fit is bitwise that of one thread; torch's setting comes back."""
+    import torch
+
+    d = synthetic_multiaxis(40, 30, random_state=0)
+    before = torch.get_num_threads()
+    one = magmap.MedMagma(n_threads=1, random_state=0).fit(d.X)
+    two = magmap.MedMagma(n_threads=2, random_state=0).fit(d.X)
+    assert torch.get_num_threads() == before
+    assert two.n_iter_ == one.n_iter_
+    np.testing.assert_array_equal(two.cell_precision_, one.cell_precision_)
+    np.testing.assert_array_equal(two.gene_precision_, one.gene_precision_)
+
+
 def test_fast_mode_speedups_keep_the_fixed_point(fitted100, data100):
     """One flip-flop round per EM iteration, the first iteration without the Laplace term and the
     geometric-tail stopping rule only change the path: run to a tight tolerance, fast mode lands on the

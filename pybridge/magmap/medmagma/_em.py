@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ class EMSettings:
     verbose: bool = False
     accelerate: bool = False
     scaling_prior: float = 0.0
+    axis_threads: bool = False  # run the two axes' eigendecompositions and products concurrently
 
 
 @dataclass
@@ -68,6 +70,30 @@ def distance_estimate(rels: list[float]) -> float:
         if r < 0.5:
             return min(rel, rel * r / (1.0 - r))
     return rel
+
+
+_AXIS_POOL: ThreadPoolExecutor | None = None
+
+
+def run_pair(parallel: bool, f1: Any, args1: tuple, f2: Any, args2: tuple) -> tuple[Any, Any]:
+    """``(f1(*args1), f2(*args2))``; with ``parallel`` the second runs in a worker thread meanwhile.
+
+    torch releases the GIL in its kernels, so two single-threaded eigendecompositions of the two axes
+    take the time of one on two cores (same kernels, bitwise the same results)."""
+    if not parallel:
+        return f1(*args1), f2(*args2)
+    global _AXIS_POOL
+    if _AXIS_POOL is None:
+        _AXIS_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magmap-axis")
+    fut = _AXIS_POOL.submit(f2, *args2)
+    first = f1(*args1)
+    return first, fut.result()
+
+
+def _rebuild(v: torch.Tensor, lam: torch.Tensor, old: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    """Ψ = V Diag(λ) Vᵀ, its distance to the previous Ψ and its norm."""
+    p = (v * lam) @ v.T
+    return p, float(torch.linalg.norm(p - old)), float(torch.linalg.norm(p))
 
 
 def z_target(cfg: EMSettings, y: torch.Tensor) -> float | None:
@@ -189,16 +215,13 @@ def em_dense(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetting
         # data and makes both statistics negative definite (same fixed point, one iteration less).
         if cfg.laplace_weight > 0 and (cfg.reference or it > 0):
             subtract_laplace(stat1, stat2, u1, lam1, u2, lam2, cfg.laplace_weight)
-        e1, v1 = eigh(stat1)
-        e2, v2 = eigh(stat2)
+        (e1, v1), (e2, v2) = run_pair(cfg.axis_threads, eigh, (stat1,), eigh, (stat2,))
         del stat1, stat2
         new1, new2, m_it = solve_mstep(e1, e2, lam1, lam2, cfg)
-        p1 = (v1 * new1) @ v1.T
-        p2 = (v2 * new2) @ v2.T
-        dn1 = float(torch.linalg.norm(p1 - psi1))
-        dn2 = float(torch.linalg.norm(p2 - psi2))
+        (p1, dn1, nrm1), (p2, dn2, nrm2) = run_pair(cfg.axis_threads, _rebuild, (v1, new1, psi1),
+                                                    _rebuild, (v2, new2, psi2))
         delta = float(np.sqrt(dn1**2 / d1**2 + dn2**2 / d2**2))
-        rel = float(np.sqrt((dn1 / float(torch.linalg.norm(p1))) ** 2 + (dn2 / float(torch.linalg.norm(p2))) ** 2))
+        rel = float(np.sqrt((dn1 / nrm1) ** 2 + (dn2 / nrm2) ** 2))
         psi1, psi2, u1, lam1, u2, lam2 = p1, p2, v1, new1, v2, new2
         out.neg_stat = int((e1 < -1e-9 * float(e1.abs().max())).sum())
         record = {"iteration": it + 1, "delta": delta, "rel_change": rel, "flipflop_rounds": ff.rounds,

@@ -168,9 +168,11 @@ class MedMagma(TwoAxisEstimator):
         path, not the fixed point); ``"none"``: plain EM; ``"auto"`` (default): Anderson in fast mode
         without the Laplace term (count data, where plain EM contracts slowly), plain otherwise.
     n_threads
-        CPU threads for torch during the fit (restored afterwards). ``None``: 1 below 1000 cells and
-        genes (thread start-up and spinning cost more than they save on small matrices, badly so on a
-        shared machine), torch's default above.
+        CPU threads for the fit (torch's setting is restored afterwards). ``None``: torch's default
+        (all cores). Below 1000 cells and genes each kernel runs on one thread (thread start-up and
+        spinning cost more than they save on small matrices, badly so on a shared machine) and, with
+        2 or more threads, the dense path runs the two axes' eigendecompositions concurrently; above,
+        torch uses all of them.
     verbose
         Show a progress bar over EM iterations (on an interactive terminal; ``MAGMAP_PROGRESS=1`` forces it,
         ``MAGMAP_QUIET=1`` silences it).
@@ -282,7 +284,7 @@ class MedMagma(TwoAxisEstimator):
                 "MED-MAGMA (many-cells path: the larger axis in factored form)")
         return memory_needed(n_cells, n_genes, path), what
 
-    def _settings(self, zero_fraction: float) -> EMSettings:
+    def _settings(self, zero_fraction: float, axis_threads: bool = False) -> EMSettings:
         """The mode's defaults for the arguments left ``None``/``"auto"``."""
         reference = self.mode == "reference"
         rho = (0.0 if reference else FAST_RIDGE) if self.regularization is None else float(self.regularization)
@@ -307,29 +309,30 @@ class MedMagma(TwoAxisEstimator):
         return EMSettings(reference=reference, rho=rho, tol=tol, z_scale=z_scale, laplace_weight=lap_w,
                           max_flipflop=max_ff, flipflop_tol=float(self.flipflop_tol), max_iter=int(self.max_iter),
                           verbose=bool(self.verbose), accelerate=accelerate,
-                          scaling_prior=prior)
+                          scaling_prior=prior, axis_threads=axis_threads)
 
     def _fit_checked(self, X: Any) -> MedMagma:
         d1, d2 = X.shape
         device = resolve_device(self.device)
-        n_threads = self.n_threads
-        if n_threads is None:
-            n_threads = 1 if max(d1, d2) < 1000 else torch.get_num_threads()
-        n_threads = check_positive_int(n_threads, "n_threads")
+        budget = torch.get_num_threads() if self.n_threads is None else check_positive_int(self.n_threads, "n_threads")
+        small = max(d1, d2) < 1000
+        # Below 1000 a kernel on 2+ threads is slower than on one; two threads are better spent on the
+        # two axes' eigendecompositions at once (the dense path on the CPU).
+        axis_threads = small and budget >= 2 and device == "cpu"
         old_threads = torch.get_num_threads()
-        torch.set_num_threads(n_threads)
+        torch.set_num_threads(1 if small else budget)
         try:
-            self._fit(X, device)
+            self._fit(X, device, axis_threads)
         finally:
             torch.set_num_threads(old_threads)
         return self
 
-    def _fit(self, X: Any, device: str) -> None:
+    def _fit(self, X: Any, device: str, axis_threads: bool = False) -> None:
         d1, d2 = X.shape
         t_start = time.perf_counter()
         nnz = X.count_nonzero() if not isinstance(X, np.ndarray) else np.count_nonzero(X)
         zero_fraction = 1.0 - int(nnz) / float(d1 * d2)
-        cfg = self._settings(zero_fraction)
+        cfg = self._settings(zero_fraction, axis_threads)
         w, sign = log_quotient(X, zero_handling=self.zero_handling)
         # Y = sign·exp(w); the quotient has unit geometric means, so exp is safe unless the data span
         # more than ~300 orders of magnitude, which we refuse with a clear message.
