@@ -4,6 +4,7 @@ Design and measurements: ``docs/medmagma.md`` ("Dense path", "Speed").
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -190,6 +191,7 @@ def em_dense(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetting
     stop = Stopper(cfg)
     accel = Anderson() if cfg.accelerate else None
     gram2 = None  # Yᵀ Diag(s1²) Y of the last E-step: the next flip-flop starts from it
+    pair = functools.partial(run_pair, True) if cfg.axis_threads else None
     bar = progress(range(cfg.max_iter), verbose=cfg.verbose, desc="MED-MAGMA EM", leave=False)
     for it in bar:
         t0 = time.perf_counter()
@@ -214,7 +216,7 @@ def em_dense(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetting
         # Fast mode skips the Laplace term on the first iteration: at Ψ = I it is unrelated to the
         # data and makes both statistics negative definite (same fixed point, one iteration less).
         if cfg.laplace_weight > 0 and (cfg.reference or it > 0):
-            subtract_laplace(stat1, stat2, u1, lam1, u2, lam2, cfg.laplace_weight)
+            subtract_laplace(stat1, stat2, u1, lam1, u2, lam2, cfg.laplace_weight, run_pair=pair)
         (e1, v1), (e2, v2) = run_pair(cfg.axis_threads, eigh, (stat1,), eigh, (stat2,))
         del stat1, stat2
         new1, new2, m_it = solve_mstep(e1, e2, lam1, lam2, cfg)

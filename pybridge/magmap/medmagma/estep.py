@@ -355,11 +355,12 @@ def laplace_correction(
 
 
 def subtract_laplace(stat1: torch.Tensor, stat2: torch.Tensor, u1: torch.Tensor, lam1: torch.Tensor,
-                     u2: torch.Tensor, lam2: torch.Tensor, weight: float = 1.0) -> None:
+                     u2: torch.Tensor, lam2: torch.Tensor, weight: float = 1.0, run_pair=None) -> None:
     """In place: ``stat1 -= weight·E[TTᵀ]``, ``stat2 -= weight·E[TᵀT]`` (:func:`laplace_correction`).
 
     Same numbers, without the two d×d intermediates: per axis one d×d×d product accumulated into the
-    statistic (``addmm_``) plus a rank-7 update.
+    statistic (``addmm_``) plus a rank-7 update. ``run_pair(f1, args1, f2, args2)``: how to run the two
+    axes' updates (e.g. concurrently); ``None``: one after the other.
     """
     parts = _laplace_parts(u1, lam1, u2, lam2)
     if parts is None:
@@ -367,9 +368,16 @@ def subtract_laplace(stat1: torch.Tensor, stat2: torch.Tensor, u1: torch.Tensor,
         stat1.sub_(e1, alpha=weight)
         stat2.sub_(e2, alpha=weight)
         return
-    for stat, (u, den, scale, lr, k) in zip((stat1, stat2), parts):
+
+    def update(stat, u, den, scale, lr, k):
         stat.addmm_(u / den, u.T, alpha=-weight * scale)
         stat.addmm_(lr, k @ lr.T, alpha=-weight)
+
+    if run_pair is None:
+        for stat, part in zip((stat1, stat2), parts):
+            update(stat, *part)
+    else:
+        run_pair(update, (stat1, *parts[0]), update, (stat2, *parts[1]))
 
 
 def _laplace_parts(u1, lam1, u2, lam2):
