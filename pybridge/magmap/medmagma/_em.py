@@ -85,7 +85,11 @@ def run_pair(parallel: bool, f1: Any, args1: tuple, f2: Any, args2: tuple) -> tu
         return f1(*args1), f2(*args2)
     global _AXIS_POOL
     if _AXIS_POOL is None:
-        _AXIS_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magmap-axis")
+        # A new thread's OpenMP/MKL settings are the process defaults (all cores), not torch's: set
+        # one kernel thread there too, or its eigendecompositions differ from the main thread's in the
+        # last bits (which an unstable EM path amplifies).
+        _AXIS_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magmap-axis",
+                                        initializer=torch.set_num_threads, initargs=(1,))
     fut = _AXIS_POOL.submit(f2, *args2)
     first = f1(*args1)
     return first, fut.result()
