@@ -224,3 +224,21 @@ def test_distance_estimate():
     assert distance_estimate([1e-3]) == 1e-3
     assert distance_estimate([1e-2, 2.5e-3, 6.25e-4]) == pytest.approx(6.25e-4 * 0.25 / 0.75)
     assert distance_estimate([1e-2, 9e-3, 8.1e-3]) == 8.1e-3  # slow: the change itself
+
+
+def test_non_convergence_warning_names_the_scale_and_the_fix(data100, caplog):
+    import logging
+
+    from magmap.medmagma.quotient import log_quotient
+
+    w, sign = log_quotient(data100.X, zero_handling="one-pass")
+    mean_sq = float(np.mean((sign * np.exp(w)) ** 2))  # the scale "mean-square" gives the statistic
+    with caplog.at_level(logging.WARNING, logger="magmap"):
+        m = magmap.MedMagma(random_state=0, max_iter=1).fit(data100.X)
+    assert not m.converged_
+    assert "did not converge in 1 EM iterations" in caplog.text
+    assert f"mean(Y²) = {mean_sq:.3g}" in caplog.text and "z_scale=10" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="magmap"):
+        magmap.MedMagma(random_state=0, max_iter=1, z_scale=10.0).fit(data100.X)
+    assert "did not converge" in caplog.text and "z_scale=10" not in caplog.text  # no hint for a chosen scale

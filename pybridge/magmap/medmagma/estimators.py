@@ -346,6 +346,7 @@ class MedMagma(TwoAxisEstimator):
         s2 = to_tensor(rng.random_sample(d2), device)
         if float(s1.min()) <= 0 or float(s2.min()) <= 0:  # U[0,1) can return 0 exactly (probability ~0)
             s1, s2 = s1.clamp(min=1e-12), s2.clamp(min=1e-12)
+        mean_sq = float((y * y).mean())
         path = choose_solver(d1, d2, self.solver, self.mode)
         if path == "dense":
             res = em_dense(y, s1, s2, cfg)
@@ -359,9 +360,16 @@ class MedMagma(TwoAxisEstimator):
             cells, genes = res.psi2.cpu().numpy(), LowRankPrecision(*to_numpy_factors(res.psi1))
         del y
         if not res.converged:
+            hint = ""
+            if cfg.z_scale == "mean-square":
+                # the statistic's scale sets the M-step ridge's pull; heavy-tailed input makes it large
+                hint = (f" The E-step statistic was scaled to mean(Y²) = {mean_sq:.3g} (count data: about 1-15); "
+                        "for normalised, heavy-tailed input (TPM, RPKM) a smaller scale such as z_scale=10 "
+                        "usually converges.")
             logger.warning(
                 "MED-MAGMA did not converge in %d EM iterations (last change %.3g); results may still be "
-                "usable, see history_.", cfg.max_iter, res.history[-1]["delta" if cfg.reference else "rel_change"])
+                "usable, see history_.%s", cfg.max_iter, res.history[-1]["delta" if cfg.reference else "rel_change"],
+                hint)
         self.cell_precision_, self.gene_precision_ = cells, genes
         self.solver_ = path
         self.cell_eigenvalues_ = res.lam1.cpu().numpy()
