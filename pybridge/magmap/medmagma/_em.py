@@ -57,6 +57,7 @@ class EMResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     converged: bool = False
     neg_stat: int = 0
+    z_target: float | None = None  # ‖z*‖² the statistics were rescaled to (None: not rescaled)
 
 
 def distance_estimate(rels: list[float]) -> float:
@@ -191,7 +192,7 @@ def em_dense(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetting
     lam1 = torch.ones(d1, dtype=DTYPE, device=dev)
     lam2 = torch.ones(d2, dtype=DTYPE, device=dev)
     psi1, psi2 = u1.clone(), u2.clone()
-    out = EMResult(psi1, psi2, lam1, lam2, s1, s2)
+    out = EMResult(psi1, psi2, lam1, lam2, s1, s2, z_target=target)
     stop = Stopper(cfg)
     accel = Anderson() if cfg.accelerate else None
     gram2 = None  # Yᵀ Diag(s1²) Y of the last E-step: the next flip-flop starts from it

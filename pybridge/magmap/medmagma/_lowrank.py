@@ -219,7 +219,7 @@ def em_lowrank(y: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, cfg: EMSetti
     lam2 = torch.ones(p, dtype=DTYPE, device=dev)
     psi2 = u2.clone()
     lam1_prev: torch.Tensor | None = None
-    out = EMResult(psi1, psi2, torch.ones(1, dtype=DTYPE, device=dev), lam2, s1, s2)
+    out = EMResult(psi1, psi2, torch.ones(1, dtype=DTYPE, device=dev), lam2, s1, s2, z_target=target)
     stop = Stopper(cfg)
     accel = Anderson() if cfg.accelerate else None
     gram2 = None

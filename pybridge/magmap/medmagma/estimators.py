@@ -346,7 +346,6 @@ class MedMagma(TwoAxisEstimator):
         s2 = to_tensor(rng.random_sample(d2), device)
         if float(s1.min()) <= 0 or float(s2.min()) <= 0:  # U[0,1) can return 0 exactly (probability ~0)
             s1, s2 = s1.clamp(min=1e-12), s2.clamp(min=1e-12)
-        mean_sq = float((y * y).mean())
         path = choose_solver(d1, d2, self.solver, self.mode)
         if path == "dense":
             res = em_dense(y, s1, s2, cfg)
@@ -363,7 +362,7 @@ class MedMagma(TwoAxisEstimator):
             hint = ""
             if cfg.z_scale == "mean-square":
                 # the statistic's scale sets the M-step ridge's pull; heavy-tailed input makes it large
-                hint = (f" The E-step statistic was scaled to mean(Y²) = {mean_sq:.3g} (count data: about 1-15); "
+                hint = (f" The E-step statistic was scaled to mean(Y²) = {res.z_target:.3g} (count data: about 1-15); "
                         "for normalised, heavy-tailed input (TPM, RPKM) a smaller scale such as z_scale=10 "
                         "usually converges.")
             logger.warning(
