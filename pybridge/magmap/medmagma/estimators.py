@@ -362,9 +362,9 @@ class MedMagma(TwoAxisEstimator):
             hint = ""
             if cfg.z_scale == "mean-square":
                 # the statistic's scale sets the M-step ridge's pull; heavy-tailed input makes it large
-                hint = (f" The E-step statistic was scaled to mean(Y²) = {res.z_target:.3g} (count data: about 1-15); "
-                        "for normalised, heavy-tailed input (TPM, RPKM) a smaller scale such as z_scale=10 "
-                        "usually converges.")
+                hint = (f" The E-step statistic was scaled to mean(Y²) = {res.z_target:.3g}; far above the "
+                        "count-data range (about 1-15), as on normalised, heavy-tailed input (TPM, RPKM), "
+                        "z_scale=10 usually converges.")
             logger.warning(
                 "MED-MAGMA did not converge in %d EM iterations (last change %.3g); results may still be "
                 "usable, see history_.%s", cfg.max_iter, res.history[-1]["delta" if cfg.reference else "rel_change"],
