@@ -484,6 +484,17 @@ def test_hidden_interval_bounds_sound_and_contain_crown_ibp():
     net = make_encoder(30, 2, (16, 16)).double()
     x = torch.randn(20, 30, dtype=torch.float64)
     lo, up = hidden_interval_bounds(net, x, 0.05)
+    # oracle: generic CROWN-IBP of the network above the first layer, from the first layer's exact box
+    # (an identity layer in front keeps the first ReLU's relaxation where it is)
+    w1 = net[0].weight
+    identity = torch.nn.Linear(w1.shape[0], w1.shape[0]).double()
+    with torch.no_grad():
+        identity.weight.copy_(torch.eye(w1.shape[0]))
+        identity.bias.zero_()
+    tail = torch.nn.Sequential(identity, *list(net)[1:])
+    oracle = output_bounds(tail, net[0](x), 0.05 * w1.abs().sum(dim=1), method="crown-ibp")
+    torch.testing.assert_close(lo, oracle[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(up, oracle[1], rtol=0, atol=1e-12)
     ref_lo, ref_up = output_bounds(net, x, 0.05, method="crown-ibp")
     # same relaxations; the first layer's interval replaces the last backward step: never tighter
     assert torch.all(lo <= ref_lo + 1e-10) and torch.all(up >= ref_up - 1e-10)

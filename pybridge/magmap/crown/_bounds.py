@@ -306,7 +306,8 @@ def _backward(
     """CROWN backward pass for the rows of ``w_last`` applied to the output of ``affines[-1]``'s ReLU.
 
     ``affines`` are the layers *below* the target layer and ``relax[j]`` the relaxation of the ReLU
-    after ``affines[j]``. Upper (index 0) and lower (index 1) coefficient matrices are stacked on a
+    after ``affines[j]``; an affine ``(None, None)`` is the identity (only first: the box
+    ``center ± radius`` is then on the pre-activations of the first ReLU). Upper (index 0) and lower (index 1) coefficient matrices are stacked on a
     leading axis so that each layer costs one elementwise pass and one matrix product.
     ``row_radius`` (``(batch, 1)``), when given, is the common radius of each row's box and allows
     a cheaper ℓ1 term. Returns ``(lower, upper)`` of shape ``(batch, n_spec)``.
@@ -341,6 +342,10 @@ def _backward(
         w, b = affines[j]
         if b is not None:
             const = const + a.matmul(b)
+        if w is None:  # identity layer: the box is given on this layer's output
+            if j == 0:
+                lin = a.matmul(center.unsqueeze(-1)).squeeze(-1)
+            continue
         if j == 0:
             # A·centre through the first layer without reading the wide product twice.
             lin = a.matmul(center.matmul(w.t()).unsqueeze(-1)).squeeze(-1)  # (2, batch, n_spec)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .._utils import progress
-from ..crown._bounds import _linear_interval, _relaxation
+from ..crown._bounds import _backward, _linear_interval, _relaxation
 from .losses import umap_forces
 
 logger = logging.getLogger("magmap")
@@ -162,35 +162,20 @@ def hidden_interval_bounds(net: nn.Sequential, x: torch.Tensor, epsilon: float, 
     ``net`` alternates ``Linear`` and ``ReLU`` and ends in a ``Linear`` (the encoders trained here).
     """
     linears = [m for m in net if isinstance(m, nn.Linear)]
+    if len(linears) < 2:
+        raise ValueError("hidden_interval_bounds needs an encoder with at least one hidden layer.")
     first = linears[0]
     h = first(x) if first_output is None else first_output
     radius = epsilon * first.weight.abs().sum(dim=1)
     lo, hi = h - radius, h + radius
-    relax = []  # IBP intervals of the pre-activations, relaxed as CROWN-IBP relaxes them
-    for k, lin in enumerate(linears[1:]):
+    # CROWN from the output down to the first layer's box, on IBP intervals (CROWN-IBP's relaxations)
+    affines = [(None, None)] + [(lin.weight, lin.bias) for lin in linears[1:-1]]
+    relax = []
+    for k, (w, b) in enumerate(affines):
+        if k:
+            lo, hi = _linear_interval(torch.relu(lo), torch.relu(hi), w, b)
         relax.append(_relaxation(lo, hi))
-        if k < len(linears) - 2:
-            lo, hi = _linear_interval(torch.relu(lo), torch.relu(hi), lin.weight, lin.bias)
-    # CROWN backward from the output; index 0 of the stacked coefficients bounds from above, 1 from below
-    last = linears[-1]
-    a = last.weight.expand(2, 1, *last.weight.shape)
-    const = last.bias.expand(2, 1, last.weight.shape[0])
-    for j in range(len(relax) - 1, -1, -1):
-        slope, intercept, alpha = relax[j]  # (batch, width)
-        a_pos = a.clamp(min=0)
-        # upper: positive coefficients take the upper line (slope, intercept), negative ones α; lower: reverse
-        neg_slope = torch.stack((alpha, slope)).unsqueeze(2)
-        gap = slope - alpha
-        const = const + torch.stack(((a_pos[0] * intercept.unsqueeze(1)).sum(-1),
-                                     ((a[1] - a_pos[1]) * intercept.unsqueeze(1)).sum(-1)))
-        a = torch.addcmul(a * neg_slope, a_pos, torch.stack((gap, -gap)).unsqueeze(2))
-        if j > 0:
-            lin = linears[j]
-            const = const + a.matmul(lin.bias)
-            a = a.matmul(lin.weight)
-    centre = a.matmul(h.unsqueeze(-1)).squeeze(-1) + const
-    dev = a.abs().matmul(radius)
-    return centre[1] - dev[1], centre[0] + dev[0]
+    return _backward(linears[-1].weight, linears[-1].bias, affines, relax, h, radius)
 
 
 def train_robust(
