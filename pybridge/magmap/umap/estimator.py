@@ -125,7 +125,7 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         each cell's own limit is its certified radius.
     robust, robust_weight, robust_epochs, robust_cells
         Whether to run the robust phase, the weight of its box hinge (1), its length in optimiser steps,
-        and cells per step whose boxes are bounded (128; the UMAP and reconstruction terms use 4× as
+        and cells per step whose boxes are bounded (64; the UMAP and reconstruction terms use 4× as
         many cells). ``robust_epochs=None`` runs until its target is met: from step 60 on, every 10
         steps, it stops once the median of 64 training cells has a CROWN box within 5 % of the map at
         ``robust_epsilon`` (its radius schedule assumes 100 steps; past step 100 the hinge weight grows
@@ -182,7 +182,7 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         encoder: nn.Module | None = None, n_top_genes: int | None = 2000, log1p: bool = True,
         scale: bool = False, n_pcs: int | None = 50, input_type: str = "counts",
         epsilon: float = 0.02, robust: bool = True, robust_weight: float = 1.0, robust_epochs: int | None = None,
-        robust_cells: int = 128, robust_epsilon: float | None = None, robust_bound_method: str = "crown-ibp-hidden",
+        robust_cells: int = 64, robust_epsilon: float | None = None, robust_bound_method: str = "crown-ibp-hidden",
         bound_method: str = "crown", device: str = "auto", random_state: int | None = None, verbose: bool = True,
     ) -> None:
         self.n_neighbors = n_neighbors
