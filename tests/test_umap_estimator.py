@@ -511,7 +511,6 @@ def test_hidden_interval_bounds_sound_and_contain_crown_ibp():
     torch.testing.assert_close(reused[1], up, rtol=0, atol=1e-12)
 
 
-
 def test_robust_phase_adaptive_length(data):
     """robust_epochs=None stops at the first check where the median sampled cell is certified at the training
     radius (checks after steps 60, 70, …), at most 300 steps; past the nominal 100 steps the hinge weight grows."""

@@ -307,8 +307,9 @@ def _backward(
 
     ``affines`` are the layers *below* the target layer and ``relax[j]`` the relaxation of the ReLU
     after ``affines[j]``; an affine ``(None, None)`` is the identity (only first: the box
-    ``center ± radius`` is then on the pre-activations of the first ReLU). Upper (index 0) and lower (index 1) coefficient matrices are stacked on a
-    leading axis so that each layer costs one elementwise pass and one matrix product.
+    ``center ± radius`` is then on the pre-activations of the first ReLU). Upper (index 0) and lower
+    (index 1) coefficient matrices are stacked on a leading axis so that each layer costs one
+    elementwise pass and one matrix product.
     ``row_radius`` (``(batch, 1)``), when given, is the common radius of each row's box and allows
     a cheaper ℓ1 term. Returns ``(lower, upper)`` of shape ``(batch, n_spec)``.
     """

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .._utils import progress
-from ..crown._bounds import _backward, _linear_interval, _relaxation
+from ..crown._bounds import _backward, _ibp_pre_activations, _relaxation
 from .losses import umap_forces
 
 logger = logging.getLogger("magmap")
@@ -169,13 +169,10 @@ def hidden_interval_bounds(net: nn.Sequential, x: torch.Tensor, epsilon: float, 
     radius = epsilon * first.weight.abs().sum(dim=1)
     lo, hi = h - radius, h + radius
     # CROWN from the output down to the first layer's box, on IBP intervals (CROWN-IBP's relaxations)
-    affines = [(None, None)] + [(lin.weight, lin.bias) for lin in linears[1:-1]]
-    relax = []
-    for k, (w, b) in enumerate(affines):
-        if k:
-            lo, hi = _linear_interval(torch.relu(lo), torch.relu(hi), w, b)
-        relax.append(_relaxation(lo, hi))
-    return _backward(linears[-1].weight, linears[-1].bias, affines, relax, h, radius)
+    upper_layers = [(lin.weight, lin.bias) for lin in linears[1:]]
+    pre, _ = _ibp_pre_activations(torch.relu(lo), torch.relu(hi), upper_layers)
+    relax = [_relaxation(lo_k, hi_k) for lo_k, hi_k in [(lo, hi), *pre]]
+    return _backward(*upper_layers[-1], [(None, None), *upper_layers[:-1]], relax, h, radius)
 
 
 def train_robust(
