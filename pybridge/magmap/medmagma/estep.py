@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
@@ -355,7 +356,8 @@ def laplace_correction(
 
 
 def subtract_laplace(stat1: torch.Tensor, stat2: torch.Tensor, u1: torch.Tensor, lam1: torch.Tensor,
-                     u2: torch.Tensor, lam2: torch.Tensor, weight: float = 1.0, run_pair=None) -> None:
+                     u2: torch.Tensor, lam2: torch.Tensor, weight: float = 1.0,
+                     run_pair: Callable[[Callable, tuple, Callable, tuple], Any] | None = None) -> None:
     """In place: ``stat1 -= weight·E[TTᵀ]``, ``stat2 -= weight·E[TᵀT]`` (:func:`laplace_correction`).
 
     Same numbers, without the two d×d intermediates: per axis one d×d×d product accumulated into the
