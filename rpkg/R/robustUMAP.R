@@ -36,7 +36,9 @@
 #'   (`NULL`: Python's default, 0.02). The robust phase trains at its own radius, a multiple of the
 #'   phase-1 network's median certified radius.
 #' @param robust Run the robust (CROWN-regularised) phase after UMAP training (`NULL`: Python's
-#'   default).
+#'   default, `TRUE`). It aims at a 3-fold larger median certified radius: 3.1- to 3.4-fold on the
+#'   benchmark sets, where it changed 15-nearest-neighbour label accuracy by -0.012 to +0.005 per
+#'   seed (median -0.001 on pancreas).
 #' @param ntop Number of highly variable genes used for counts input (`NULL`: Python's default;
 #'   `Inf`: all genes).
 #' @param log1p Log-transform after library-size normalisation (`NULL`: Python's default).

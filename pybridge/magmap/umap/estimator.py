@@ -130,7 +130,9 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         steps, it stops once the median of 64 training cells has a CROWN box within 5 % of the map at
         ``robust_epsilon`` (its radius schedule assumes 100 steps; past step 100 the hinge weight grows
         as ``robust_weight · step / 100``), at most 300 steps. A number fixes the length. The steps
-        taken: ``robust_epochs_``.
+        taken: ``robust_epochs_``. The robust phase aims at a 3× larger median certified radius: ×3.1–3.4
+        on the benchmark sets, where it changed 15-NN label accuracy by −0.012 to +0.005 per seed (median
+        −0.001 on pancreas). ``embedding_phase1_`` keeps the map from before it.
     robust_epsilon
         Radius the robust phase trains at. ``None``: 3.3 × the median certified radius of the phase-1
         network (CROWN, on up to 32 training cells), so the robust phase aims at boxes within 5 % of
