@@ -132,7 +132,8 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         as ``robust_weight · step / 100``), at most 300 steps. A number fixes the length. The steps
         taken: ``robust_epochs_``. The robust phase aims at a 3× larger median certified radius: ×3.1–3.4
         on the benchmark sets, where it changed 15-NN label accuracy by −0.012 to +0.005 per seed (median
-        −0.001 on pancreas). ``embedding_phase1_`` keeps the map from before it.
+        −0.001 on pancreas); where it costs accuracy, small populations pay most (pancreas: Delta and
+        Epsilon cells). ``embedding_phase1_`` keeps the map from before it.
     robust_epsilon
         Radius the robust phase trains at. ``None``: 3.3 × the median certified radius of the phase-1
         network (CROWN, on up to 32 training cells), so the robust phase aims at boxes within 5 % of
