@@ -65,7 +65,8 @@ fi
 # --- 2. Python virtual environment --------------------------------------------------------------
 # Debian's Python by default, not whichever python3 comes first on PATH: a Python built with a shared
 # libpython and a RUNPATH (pyenv) loads Debian's libpython instead of its own in any child process once
-# R, embedded through rpy2, has put /usr/lib/<arch> on LD_LIBRARY_PATH (dask workers then fail on _ssl)
+# R, embedded through rpy2, has put /usr/lib/<arch> on LD_LIBRARY_PATH (dask workers then fail on _ssl;
+# magmap.rbridge._embedded_r repairs the variable when magmap starts R, not when something else does)
 if [[ -n ${PYTHON:-} ]]; then PY=$PYTHON; elif [[ -x /usr/bin/python3 ]]; then PY=/usr/bin/python3; else PY=python3; fi
 if [[ ! -x .venv/bin/python ]]; then
   log "creating .venv with $($PY --version)"

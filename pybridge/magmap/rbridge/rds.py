@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ._embedded_r import robjects
+
 __all__ = ["adata_to_sce", "sce_to_adata", "read_rds", "write_rds"]
 
 _R_PACKAGES = ("SingleCellExperiment",)
@@ -23,13 +25,9 @@ _R_PACKAGES = ("SingleCellExperiment",)
 def _rpy2() -> tuple[Any, Any, Any]:
     """Import rpy2 and anndata2ri lazily; load SingleCellExperiment in the embedded R."""
     try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="R was initialized outside of rpy2")
-            import anndata2ri
-            import rpy2.robjects as ro
-            from rpy2.robjects.conversion import localconverter
+        ro = robjects()
+        import anndata2ri
+        from rpy2.robjects.conversion import localconverter
     except ImportError as err:  # pragma: no cover - depends on the installation
         raise ImportError(
             "reading and writing .rds files needs R plus the Python packages rpy2 and anndata2ri: "

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._utils import versions
 from ..robustness.result import RobinResult
+from ._embedded_r import robjects
 
 __all__ = ["robin_available", "robin_in_r"]
 
@@ -27,7 +28,7 @@ _R_MEASURES = {"vi": "vi", "nmi": "nmi", "split_join": "split.join", "ari": "adj
 def robin_available() -> bool:
     """True when rpy2 imports and R has the ``robin`` package."""
     try:
-        import rpy2.robjects as ro
+        ro = robjects()
     except Exception:  # rpy2 missing or R not loadable
         return False
     try:
@@ -44,9 +45,7 @@ DRIVER = Path(__file__).with_name("robin_driver.R")
 def _driver():
     """The driver's ``magmap_robin_run``, sourced once per session into its own R environment (the
     user's global environment is left alone)."""
-    import rpy2.robjects as ro
-
-    return ro.r("function(path) { env <- new.env(); sys.source(path, envir = env); env$magmap_robin_run }")(
+    return robjects().r("function(path) { env <- new.env(); sys.source(path, envir = env); env$magmap_robin_run }")(
         str(DRIVER))
 
 
@@ -57,11 +56,10 @@ def robin_in_r(graph: Any, *, method: str, measure: str, type: str, weighted: An
     from ..robustness.communities import canonical_method
     from ..robustness.measures import canonical_measure
 
-    import rpy2.robjects as ro
-
     if not robin_available():
         raise ImportError("backend='robin' needs R with the robin package and the Python package rpy2; "
                           "use backend='python' (the default) for the native implementation.")
+    ro = robjects()
     method_c, measure_c = canonical_method(method), canonical_measure(measure)
     if method_c not in _R_METHODS:
         raise ValueError(f"method {method!r} has no robin equivalent; use backend='python'.")
