@@ -8,8 +8,8 @@ import pytest
 
 from magmap.rbridge._embedded_r import own_libpython_first
 
-SHARED = bool(sysconfig.get_config_var("Py_ENABLE_SHARED")) and os.path.isdir(sysconfig.get_config_var("LIBDIR") or "")
 LIBDIR = sysconfig.get_config_var("LIBDIR")
+SHARED = bool(sysconfig.get_config_var("Py_ENABLE_SHARED")) and os.path.isdir(LIBDIR or "")
 
 
 @pytest.mark.skipif(not SHARED, reason="this Python links libpython statically: LD_LIBRARY_PATH cannot mislead it")
