@@ -186,6 +186,14 @@ def run_dataset(name: str, *, skeptic: bool, single_axis: bool = False,
     return rows
 
 
+def _git_commit() -> str | None:
+    import subprocess
+
+    done = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def main(argv=None) -> None:
     from magmap._utils import versions
 
@@ -194,7 +202,7 @@ def main(argv=None) -> None:
     p.add_argument("--skeptic", action="store_true", help="also GmGM with the nonparanormal skeptic")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
-    load_before = os.getloadavg()
+    load_before, t_start = os.getloadavg(), time.perf_counter()
     rows = [row for name in args.datasets for row in run_dataset(name, skeptic=args.skeptic)]
     summary = {}
     for name in args.datasets:
@@ -206,7 +214,11 @@ def main(argv=None) -> None:
                       "ks": list(KS), "resolutions": "linspace(0.02, 2, 100)", "leiden": "RBConfiguration, n_iterations=2, seed=0",
                       "ami": "sklearn adjusted_mutual_info_score (arithmetic)", "assortativity": "nominal (and scalar on codes)",
                       "MedMagma": "MedMagma(random_state=0) on linear-scale expression", "GmGM": "GmGM() on log1p"},
-           "versions": versions(), "cpus": os.cpu_count(), "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
+           "versions": versions(), "git_commit": _git_commit(), "cpus": os.cpu_count(),
+           "thread_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+           "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
+           "seconds_total": round(time.perf_counter() - t_start, 1),
+           "medmagma_at_least_gmgm_ami": {n: bool(s["medmagma_minus_gmgm_ami"] >= 0) for n, s in summary.items()},
            "summary": summary, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1, default=float))
