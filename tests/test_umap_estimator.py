@@ -149,6 +149,14 @@ def test_reproducible_with_seed(plain, data):
     assert not np.allclose(other.embedding_, plain.embedding_)
 
 
+def test_robust_false_is_the_phase1_map_of_a_robust_fit(plain, data):
+    # documented: robust=False with the same seed gives the map the robust phase starts from
+    X, labels = data
+    robust = RobustUMAP(random_state=0, n_top_genes=30, robust_epochs=5, **FAST).fit(_adata(X, labels))
+    np.testing.assert_array_equal(robust.embedding_phase1_, plain.embedding_)
+    assert not np.array_equal(robust.embedding_, plain.embedding_)
+
+
 def test_matrix_input_positional(data):
     X, _ = data
     m = RobustUMAP(random_state=0, n_top_genes=None, robust=False, **FAST).fit(sp.csr_matrix(X))

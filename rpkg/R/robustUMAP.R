@@ -39,7 +39,8 @@
 #'   default, `TRUE`). It aims at a 3-fold larger median certified radius: 3.1- to 3.4-fold on the
 #'   benchmark sets, where it changed 15-nearest-neighbour label accuracy by -0.012 to +0.005 per
 #'   seed (median -0.001 on pancreas); where it costs accuracy, small populations pay most (pancreas:
-#'   Delta and Epsilon cells); `robust = FALSE` keeps the UMAP-trained map.
+#'   Delta and Epsilon cells); `robust = FALSE` keeps the UMAP-trained map: with the same `seed`,
+#'   exactly the map the robust phase starts from.
 #' @param ntop Number of highly variable genes used for counts input (`NULL`: Python's default;
 #'   `Inf`: all genes).
 #' @param log1p Log-transform after library-size normalisation (`NULL`: Python's default).

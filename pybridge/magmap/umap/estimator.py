@@ -133,7 +133,8 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         taken: ``robust_epochs_``. The robust phase aims at a 3× larger median certified radius: ×3.1–3.4
         on the benchmark sets, where it changed 15-NN label accuracy by −0.012 to +0.005 per seed (median
         −0.001 on pancreas); where it costs accuracy, small populations pay most (pancreas: Delta and
-        Epsilon cells). ``embedding_phase1_`` keeps the map from before it.
+        Epsilon cells). ``embedding_phase1_`` keeps the map from before it; ``robust=False`` with the
+        same ``random_state`` draws exactly that map (the robust phase uses no random numbers before it).
     robust_epsilon
         Radius the robust phase trains at. ``None``: 3.3 × the median certified radius of the phase-1
         network (CROWN, on up to 32 training cells), so the robust phase aims at boxes within 5 % of
