@@ -231,13 +231,25 @@ def test_non_convergence_warning_names_the_scale_and_the_fix(data100, caplog):
 
     from magmap.medmagma.quotient import log_quotient
 
-    w, sign = log_quotient(data100.X, zero_handling="one-pass")
-    mean_sq = float(np.mean((sign * np.exp(w)) ** 2))  # the scale "mean-square" gives the statistic
+    def scale(X):  # the scale "mean-square" gives the statistic
+        w, sign = log_quotient(X, zero_handling="one-pass")
+        return float(np.mean((sign * np.exp(w)) ** 2))
+
+    mean_sq = scale(data100.X)
+    assert mean_sq < 15  # count-like synthetic data: the scale is not blamed
     with caplog.at_level(logging.WARNING, logger="magmap"):
         m = magmap.MedMagma(random_state=0, max_iter=1).fit(data100.X)
     assert not m.converged_
     assert "did not converge in 1 EM iterations" in caplog.text
-    assert f"mean(Y²) = {mean_sq:.3g}" in caplog.text and "z_scale=10" in caplog.text
+    assert f"mean(Y²) = {mean_sq:.3g}, within the count-data range" in caplog.text and "max_iter" in caplog.text
+    assert "z_scale=10" not in caplog.text
+    caplog.clear()
+    heavy = data100.X ** 3  # heavy-tailed like TPM/RPKM: the quotient's log-magnitudes triple
+    heavy_sq = scale(heavy)
+    assert heavy_sq > 15
+    with caplog.at_level(logging.WARNING, logger="magmap"):
+        magmap.MedMagma(random_state=0, max_iter=1).fit(heavy)
+    assert f"mean(Y²) = {heavy_sq:.3g}; above the count-data range" in caplog.text and "z_scale=10" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="magmap"):
         magmap.MedMagma(random_state=0, max_iter=1, z_scale=10.0).fit(data100.X)

@@ -67,6 +67,11 @@ def choose_solver(n_cells: int, n_genes: int, solver: str = "auto", mode: str = 
     return "lowrank" if big >= LOWRANK_MIN and big >= LOWRANK_RATIO * small else "dense"
 
 
+#: Largest mean(Y²) of the quotient seen on count data (docs/medmagma.md §5: 0.75–13 on the shipped count sets;
+#: Yan/Pollen RPKM/log data 252/439, where the default fit does not converge): above it, the hint names z_scale.
+COUNT_SCALE_MAX = 15.0
+
+
 def memory_needed(n_cells: int, n_genes: int, solver: str = "dense") -> int:
     """Bytes of peak working memory of :meth:`MedMagma.fit` (float64).
 
@@ -360,11 +365,15 @@ class MedMagma(TwoAxisEstimator):
         del y
         if not res.converged:
             hint = ""
-            if cfg.z_scale == "mean-square":
+            if cfg.z_scale == "mean-square" and res.z_target is not None and res.z_target > COUNT_SCALE_MAX:
                 # the statistic's scale sets the M-step ridge's pull; heavy-tailed input makes it large
-                hint = (f" The E-step statistic was scaled to mean(Y²) = {res.z_target:.3g}; far above the "
-                        "count-data range (about 1-15), as on normalised, heavy-tailed input (TPM, RPKM), "
-                        "z_scale=10 usually converges.")
+                hint = (f" The E-step statistic was scaled to mean(Y²) = {res.z_target:.3g}; above the "
+                        f"count-data range (about 1-{COUNT_SCALE_MAX:g}), as on normalised, heavy-tailed input "
+                        "(TPM, RPKM), z_scale=10 usually converges.")
+            elif cfg.z_scale == "mean-square" and res.z_target is not None:
+                hint = (f" The E-step statistic was scaled to mean(Y²) = {res.z_target:.3g}, within the "
+                        f"count-data range (about 1-{COUNT_SCALE_MAX:g}) where the measured fits converged; "
+                        "a larger max_iter may be all it needs.")
             logger.warning(
                 "MED-MAGMA did not converge in %d EM iterations (last change %.3g); results may still be "
                 "usable, see history_.%s", cfg.max_iter, res.history[-1]["delta" if cfg.reference else "rel_change"],
