@@ -75,8 +75,10 @@ COUNT_SCALE_MAX = 15.0
 def memory_needed(n_cells: int, n_genes: int, solver: str = "dense") -> int:
     """Bytes of peak working memory of :meth:`MedMagma.fit` (float64).
 
-    ``"dense"``: ~8 d×d matrices per axis (Ψ, eigenvectors, statistics, Q̃, Newton Hessian and factor,
-    correction) and ~5 cells×genes ones. ``"lowrank"``: ~10 (large axis × small axis) matrices (the
+    ``"dense"``: 12 d×d matrices per axis (Ψ, eigenvectors, statistics, Q̃, Newton Hessian and factor,
+    correction, and the kernels' own buffers) and 5 cells×genes ones: an upper bound on the measured peak
+    growth of a fit (2,000²: 612 MiB on one thread, 710 MiB on two; 800² with the two axes run
+    concurrently: 132 MiB; docs/medmagma.md §6). ``"lowrank"``: ~10 (large axis × small axis) matrices (the
     quotient, z*, its QR factor, the factors of Ψ, the cell half's temporaries) and ~10 small-axis
     squares. ``"auto"``: the path :func:`choose_solver` picks.
     """
@@ -84,7 +86,7 @@ def memory_needed(n_cells: int, n_genes: int, solver: str = "dense") -> int:
     if path == "lowrank":
         big, small = max(n_cells, n_genes), min(n_cells, n_genes)
         return int(8 * (10 * big * (small + 1) + 10 * small**2))
-    return int(8 * (8 * (n_cells**2 + n_genes**2) + 5 * n_cells * n_genes))
+    return int(8 * (12 * (n_cells**2 + n_genes**2) + 5 * n_cells * n_genes))
 
 
 def _positive_offdiag_fraction(psi: Any, max_rows: int = 2000) -> float:
