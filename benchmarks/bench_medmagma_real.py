@@ -186,15 +186,8 @@ def run_dataset(name: str, *, skeptic: bool, single_axis: bool = False,
     return rows
 
 
-def _git_commit() -> str | None:
-    import subprocess
-
-    done = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True)
-    return done.stdout.strip() or None
-
-
 def main(argv=None) -> None:
+    from bench_robust_umap import git_commit
     from magmap._utils import versions
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -214,7 +207,7 @@ def main(argv=None) -> None:
                       "ks": list(KS), "resolutions": "linspace(0.02, 2, 100)", "leiden": "RBConfiguration, n_iterations=2, seed=0",
                       "ami": "sklearn adjusted_mutual_info_score (arithmetic)", "assortativity": "nominal (and scalar on codes)",
                       "MedMagma": "MedMagma(random_state=0) on linear-scale expression", "GmGM": "GmGM() on log1p"},
-           "versions": versions(), "git_commit": _git_commit(), "cpus": os.cpu_count(),
+           "versions": versions(), "git_commit": git_commit(), "cpus": os.cpu_count(),
            "thread_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
            "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
            "seconds_total": round(time.perf_counter() - t_start, 1),
