@@ -229,6 +229,7 @@ def test_distance_estimate():
 def test_non_convergence_warning_names_the_scale_and_the_fix(data100, caplog):
     import logging
 
+    from magmap.medmagma.estimators import COUNT_SCALE_MAX
     from magmap.medmagma.quotient import log_quotient
 
     def scale(X):  # the scale "mean-square" gives the statistic
@@ -236,7 +237,7 @@ def test_non_convergence_warning_names_the_scale_and_the_fix(data100, caplog):
         return float(np.mean((sign * np.exp(w)) ** 2))
 
     mean_sq = scale(data100.X)
-    assert mean_sq < 15  # count-like synthetic data: the scale is not blamed
+    assert mean_sq < COUNT_SCALE_MAX  # count-like synthetic data: the scale is not blamed
     with caplog.at_level(logging.WARNING, logger="magmap"):
         m = magmap.MedMagma(random_state=0, max_iter=1).fit(data100.X)
     assert not m.converged_
@@ -246,7 +247,7 @@ def test_non_convergence_warning_names_the_scale_and_the_fix(data100, caplog):
     caplog.clear()
     heavy = data100.X ** 3  # heavy-tailed like TPM/RPKM: the quotient's log-magnitudes triple
     heavy_sq = scale(heavy)
-    assert heavy_sq > 15
+    assert heavy_sq > COUNT_SCALE_MAX
     with caplog.at_level(logging.WARNING, logger="magmap"):
         magmap.MedMagma(random_state=0, max_iter=1).fit(heavy)
     assert f"mean(Y²) = {heavy_sq:.3g}; above the count-data range" in caplog.text and "z_scale=10" in caplog.text

@@ -367,15 +367,15 @@ class MedMagma(TwoAxisEstimator):
         del y
         if not res.converged:
             hint = ""
-            if cfg.z_scale == "mean-square" and res.z_target is not None and res.z_target > COUNT_SCALE_MAX:
-                # the statistic's scale sets the M-step ridge's pull; heavy-tailed input makes it large
-                hint = (f" The E-step statistic was scaled to mean(Y²) = {res.z_target:.3g}; above the "
-                        f"count-data range (about 1-{COUNT_SCALE_MAX:g}), as on normalised, heavy-tailed input "
-                        "(TPM, RPKM), z_scale=10 usually converges.")
-            elif cfg.z_scale == "mean-square" and res.z_target is not None:
-                hint = (f" The E-step statistic was scaled to mean(Y²) = {res.z_target:.3g}, within the "
-                        f"count-data range (about 1-{COUNT_SCALE_MAX:g}) where the measured fits converged; "
-                        "a larger max_iter may be all it needs.")
+            if cfg.z_scale == "mean-square" and res.z_target is not None:
+                scale = f" The E-step statistic was scaled to mean(Y²) = {res.z_target:.3g}"
+                if res.z_target > COUNT_SCALE_MAX:
+                    # the statistic's scale sets the M-step ridge's pull; heavy-tailed input makes it large
+                    hint = (f"{scale}; above the count-data range (about 1-{COUNT_SCALE_MAX:g}), as on "
+                            "normalised, heavy-tailed input (TPM, RPKM), z_scale=10 usually converges.")
+                else:
+                    hint = (f"{scale}, within the count-data range (about 1-{COUNT_SCALE_MAX:g}) where the "
+                            "measured fits converged; a larger max_iter may be all it needs.")
             logger.warning(
                 "MED-MAGMA did not converge in %d EM iterations (last change %.3g); results may still be "
                 "usable, see history_.%s", cfg.max_iter, res.history[-1]["delta" if cfg.reference else "rel_change"],
