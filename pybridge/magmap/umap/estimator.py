@@ -33,6 +33,7 @@ from .impact import cell_gene_impact, gene_impact
 from .inference import project
 from .losses import LOSSES, find_ab_params
 from .preprocess import Preprocessor
+from .refine import refine_projection
 from .training import TRAINING_BOUNDS, EdgeSchedule, hidden_interval_bounds, train_phase1, train_robust
 
 logger = logging.getLogger("magmap")
@@ -176,6 +177,9 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
     n_epochs_, batch_size_, robust_epochs_, fit_time_, random_state_, graph_
         Resolved budget (``robust_epochs_``: robust-phase steps taken), timings (s), seed used and the
         fuzzy kNN graph (CSR).
+    graph_coords_
+        Training cells' coordinates in the space of the kNN graph (principal components; model inputs
+        without PCA), float32; ``transform(refine=True)`` finds new cells' neighbours among them.
     """
 
     def __init__(
@@ -289,6 +293,7 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         graph = fuzzy_graph(ind, dist)
         heads, tails, weights = edge_list(graph, prune_epochs=default_n_epochs(n_cells))
         self.graph_ = graph
+        self.graph_coords_ = np.asarray(Y, dtype=np.float32)
         t_graph = time.perf_counter() - t_graph
         self.a_, self.b_ = find_ab_params(self.spread, self.min_dist)
 
@@ -390,7 +395,7 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         return hasattr(self, "encoder_")
 
     def transform(self, X: Any, *, layer: str | None = None, missing_genes: str = "error",
-                  chunk_size: int = 16384) -> np.ndarray:
+                  chunk_size: int = 16384, refine: bool = False, refine_epochs: int | None = None) -> np.ndarray:
         """Project new cells (counts) with the training preprocessing statistics.
 
         ``X`` is an AnnData (genes aligned by ``var_names``), a matrix with the training columns, or a
@@ -404,10 +409,26 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         scaling is applied to the 100-wide product; ``log1p`` acts on the stored values only). When the
         query's columns are exactly the model genes in another order (or a subset, with
         ``missing_genes="zero"``), the weights are permuted instead of the data.
+
+        ``refine=True`` then optimises each projected cell's position against the frozen training map, as
+        umap-learn's ``transform`` does (attraction to its ``n_neighbors`` nearest training cells in the
+        graph's PC space, repulsion from random training cells; ``refine_epochs``, default 100 up to
+        10,000 cells and 30 beyond, at a quarter of umap-learn's learning rate): cells between two
+        populations settle in one of them, so labels transfer more accurately (docs/robust_umap.md §3),
+        at the cost of a neighbour search and the optimisation (thousands instead of ~10⁵ cells/s). The
+        refined coordinates are no longer the network's output: :meth:`certify` bounds the encoder's
+        output (the refinement's start), not them. Deterministic for a given model and query.
         """
         self._check_fitted()
         check_positive_int(chunk_size, "chunk_size")
-        return project(self, X, layer=layer, missing_genes=missing_genes, chunk_size=chunk_size)
+        check_flag(refine, "refine")
+        if refine_epochs is not None:
+            check_positive_int(refine_epochs, "refine_epochs", minimum=0)
+        Z = project(self, X, layer=layer, missing_genes=missing_genes, chunk_size=chunk_size)
+        if refine:
+            Z = refine_projection(self, X, Z, layer=layer, missing_genes=missing_genes, chunk_size=chunk_size,
+                                  n_epochs=refine_epochs)
+        return Z
 
     def preprocess(self, X: Any, *, layer: str | None = None, missing_genes: str = "error") -> np.ndarray:
         """The model inputs (z-scored selected genes, float32) for counts ``X``."""

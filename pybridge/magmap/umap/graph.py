@@ -71,15 +71,20 @@ _SMOOTH_K_TOLERANCE = 1e-5
 _MIN_K_DIST_SCALE = 1e-3
 
 
-def smooth_knn_dist(knn_dists: np.ndarray, k: float, *, n_iter: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def smooth_knn_dist(knn_dists: np.ndarray, k: float, *, n_iter: int = 64,
+                    local_connectivity: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Per-cell σ and ρ of UMAP's membership kernel, for all cells at once.
 
-    ρ_i is the distance to the nearest non-zero neighbour (``local_connectivity=1``); σ_i solves
+    ρ_i is the distance to the nearest non-zero neighbour (``local_connectivity=1``), or 0
+    (``local_connectivity=0``: what umap-learn's ``transform`` uses for new cells); σ_i solves
     ``Σ_{j≥1} exp(−max(0, d_ij − ρ_i)/σ_i) = log2(k)`` by the same bisection as umap-learn's
     ``smooth_knn_dist`` (64 halvings/doublings from σ=1, stopping per cell within 1e-5 of the target,
     floored at 1e-3 × the mean distance), vectorised over cells instead of compiled per cell.
-    Column 0 of ``knn_dists`` is the cell itself.
+    Column 0 of ``knn_dists`` is the cell itself (for new cells, as in umap-learn, their nearest
+    neighbour, which the sum then skips).
     """
+    if local_connectivity not in (0, 1):
+        raise ValueError(f"`local_connectivity` must be 0 or 1, got {local_connectivity!r}.")
     d = np.asarray(knn_dists, dtype=np.float32)
     n = d.shape[0]
     target = np.log2(k)
@@ -87,7 +92,7 @@ def smooth_knn_dist(knn_dists: np.ndarray, k: float, *, n_iter: int = 64) -> tup
     has = nonzero.any(axis=1)
     # first non-zero distance of each row (rows are sorted ascending)
     first = np.argmax(nonzero, axis=1)
-    rho = np.where(has, d[np.arange(n), first], np.float32(0)).astype(np.float32)
+    rho = np.where(has & (local_connectivity == 1), d[np.arange(n), first], np.float32(0)).astype(np.float32)
     shifted = (d[:, 1:] - rho[:, None]).astype(np.float64)  # float32 difference, as umap-learn computes it
     pos = shifted > 0
     lo = np.zeros(n)

@@ -3,13 +3,16 @@
 * ``manifest.json`` — format name and version, magmap/torch/numpy versions, hyper-parameters, seed,
   feature names, preprocessing settings, network widths, a/b, fit summary (UTF-8 JSON).
 * ``weights.safetensors`` — every array (network weights and biases, preprocessing means/SDs/gene
-  indices and principal axes, the training embedding) in the safetensors layout: an 8-byte little-endian header length,
+  indices and principal axes, the training embedding and the training cells' principal components
+  for ``transform(refine=True)``) in the safetensors layout: an 8-byte little-endian header length,
   a JSON header ``{name: {"dtype", "shape", "data_offsets"}}``, then raw little-endian bytes. It is
   written and read here with NumPy only (the ``safetensors`` package is not needed, but can read it).
 
 Loading parses JSON and raw numbers only: no pickle, no code execution. The zip uses fixed timestamps
 and no compression, so the same model always gives the same bytes. Format 2 added the ``scale``/``n_pcs``
 preprocessing settings and the principal axes; format-1 files still load (z-scored, no PCA, as fitted).
+The ``graph_coords`` array is optional within format 2 (older readers ignore it; files without it load,
+and only ``transform(refine=True)`` then asks for a refit).
 """
 from __future__ import annotations
 
@@ -130,6 +133,8 @@ def model_to_bytes(model: Any) -> bytes:
     arrays.update(model.preprocessor_.arrays())
     if getattr(model, "embedding_", None) is not None:
         arrays["embedding"] = np.asarray(model.embedding_, dtype=np.float32)
+    if getattr(model, "graph_coords_", None) is not None:
+        arrays["graph_coords"] = np.asarray(model.graph_coords_, dtype=np.float32)
     return pack_model(manifest, arrays)
 
 
@@ -166,5 +171,6 @@ def model_from_bytes(cls: type, blob: bytes | bytearray | np.ndarray, *, device:
     model.fit_time_ = manifest["fit_time_s"]
     model.history_ = {k: [v] if v is not None else [] for k, v in manifest["final_loss"].items()}
     model.embedding_ = arrays.get("embedding")
+    model.graph_coords_ = arrays.get("graph_coords")  # absent from files written before transform(refine=)
     model.manifest_ = manifest
     return model
