@@ -105,6 +105,11 @@ def test_transform_front_door(adatas):
     np.testing.assert_allclose(query.obs["proj_certified_radius"], cert.radius)
     np.testing.assert_allclose(query.obsm["proj_box_upper"], cert.upper)
     assert query.obsm["proj_top_genes"].shape == (30, 4)
+    assert query.uns["proj"]["params"]["refine"] is False
+    refined = magmap.tl.robust_umap_transform(query, reference=ref, layer="counts", key_added="pr", refine=True,
+                                              certify=False, copy=True)
+    np.testing.assert_array_equal(refined.obsm["X_pr"], m.transform(query, layer="counts", refine=True))
+    assert refined.uns["pr"]["params"]["refine"] is True
     with pytest.raises(ValueError, match="pass `model=`"):
         magmap.tl.robust_umap_transform(query)
     with pytest.raises(KeyError, match="not found"):

@@ -330,6 +330,12 @@ print.RobustUMAPModel <- function(x, ...) {
 #' @param transposed `x` is cells x features.
 #' @param missing.genes `"error"` (default) when `x` lacks genes the model uses, or `"zero"` to
 #'   treat them as unobserved.
+#' @param refine After the network's projection, optimise each cell's position against the frozen
+#'   training map as umap-learn's `transform` does (attraction to its nearest training cells,
+#'   repulsion from random ones): cells between two populations settle in one, so labels transfer
+#'   more accurately, at the cost of a neighbour search and the optimisation. The certified radius
+#'   and box still describe the network's output (the starting point), not the refined position.
+#'   Not available for `DelayedArray` input (projected block by block).
 #' @param certify Compute the certified radius and box of each projected cell.
 #' @param epsilon Radius of the certified boxes (`NULL`: the model's `epsilon`).
 #' @param fraction,top.genes As in [runRobustUMAP()].
@@ -359,8 +365,8 @@ print.RobustUMAPModel <- function(x, ...) {
 #' }
 #' @export
 projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_dimred = NULL, transposed = FALSE,
-    missing.genes = c("error", "zero"), certify = TRUE, epsilon = NULL, fraction = NULL, top.genes = NULL,
-    name = "RobustUMAP", block.cells = NULL) {
+    missing.genes = c("error", "zero"), refine = FALSE, certify = TRUE, epsilon = NULL, fraction = NULL,
+    top.genes = NULL, name = "RobustUMAP", block.cells = NULL) {
     missing.genes <- match.arg(missing.genes)
     if (!is.null(block.cells)) block.cells <- .check_count(block.cells, "block.cells")
     model <- .as_model(model, name)
@@ -386,6 +392,11 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
         names_py <- if (is.null(colnames(feats))) NULL else as.list(colnames(feats))
         cells <- rownames(feats)
     } else if (is(feats, "DelayedArray")) {
+        if (isTRUE(refine)) {
+            stop(paste("`refine = TRUE` is not available block by block for a DelayedArray (its epochs and random",
+                "draws depend on the cells projected together); realise the counts (e.g. as(counts, \"dgCMatrix\"))",
+                "or use refine = FALSE."), call. = FALSE)
+        }
         names_py <- if (is.null(rownames(feats))) NULL else as.list(rownames(feats))
         out <- .project_blocks(feats, model, names_py, certify, missing.genes, epsilon, fraction, top.genes,
             block.cells)
@@ -398,7 +409,7 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
     }
     out <- .py_call("robust_umap_project", model = model$bytes, x = x_py, feature_names = names_py,
         certify = isTRUE(certify), missing_genes = missing.genes, epsilon = epsilon, fraction = fraction,
-        top_genes = top.genes)
+        top_genes = top.genes, refine = refine)
     res <- .finish_embedding(.umap_outputs(out), cells)
     if (!is_sce) return(res)
     .store_cells(x, res, name)

@@ -255,15 +255,16 @@ def robust_umap(
 
 def robust_umap_project(model: Any, x: Any, feature_names: Any = None, certify: bool = True,
                         missing_genes: str = "error", epsilon: Any = None, fraction: Any = None,
-                        top_genes: Any = None) -> dict[str, Any]:
-    """Project cells × features data from R with a model given as bytes: the embedding and, as in
-    :func:`robust_umap`, certificates (boxes at ``epsilon``, default the model's) and top genes."""
+                        top_genes: Any = None, refine: bool = False) -> dict[str, Any]:
+    """Project cells × features data from R with a model given as bytes: the embedding (``refine``: optimised
+    on the training map, :meth:`~magmap.RobustUMAP.transform`) and, as in :func:`robust_umap`, certificates
+    (boxes at ``epsilon``, default the model's) and top genes."""
     from ..umap import RobustUMAP
 
     epsilon, fraction, top_genes = _certify_args(epsilon, fraction, top_genes)
     fitted = RobustUMAP.from_bytes(bytes(model))
     data = _umap_input(x, feature_names)
-    out = _umap_result(fitted, data, fitted.transform(data, missing_genes=missing_genes), bool(certify),
+    out = _umap_result(fitted, data, fitted.transform(data, missing_genes=missing_genes, refine=refine), bool(certify),
                        epsilon=epsilon, fraction=fraction, top_genes=top_genes, missing_genes=missing_genes)
     return encode(out)
 

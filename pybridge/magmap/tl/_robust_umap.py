@@ -128,9 +128,9 @@ def robust_umap(
 
 def robust_umap_transform(
     adata: Any, *, model: Any = None, reference: Any = None, reference_key: str = ROBUST_UMAP_KEY,
-    layer: str | None = None, missing_genes: str = "error", certify: bool = True, epsilon: float | None = None,
-    fraction: float = DEFAULT_FRACTION, top_genes: int | None = None, key_added: str = ROBUST_UMAP_KEY,
-    copy: bool = False,
+    layer: str | None = None, missing_genes: str = "error", refine: bool = False, certify: bool = True,
+    epsilon: float | None = None, fraction: float = DEFAULT_FRACTION, top_genes: int | None = None,
+    key_added: str = ROBUST_UMAP_KEY, copy: bool = False,
 ) -> Any:
     """Project the cells of ``adata`` with a fitted model (training preprocessing statistics, genes by name).
 
@@ -145,6 +145,10 @@ def robust_umap_transform(
         AnnData on which :func:`robust_umap` was run, and its ``key_added``.
     missing_genes
         ``"error"`` (default) or ``"zero"`` (fill missing model genes with zero counts).
+    refine
+        Optimise the projected cells' positions against the frozen training map, as umap-learn's
+        ``transform`` does (:meth:`magmap.RobustUMAP.transform`): labels transfer more accurately; the
+        certificates then describe the encoder's output, the refinement's starting point.
     epsilon
         Radius of the stored boxes (``None``: the model's ``epsilon``).
     certify, fraction, top_genes, key_added, copy
@@ -162,12 +166,12 @@ def robust_umap_transform(
     if not isinstance(model, RobustUMAP):
         model = RobustUMAP.from_bytes(model)
     adata = adata.copy() if copy else adata
-    Z = model.transform(adata, layer=layer, missing_genes=missing_genes)
+    Z = model.transform(adata, layer=layer, missing_genes=missing_genes, refine=refine)
     adata.obsm[embedding_key(key_added)] = np.asarray(Z, dtype=np.float32)
     extra = _annotate(adata, model, layer=layer, missing_genes=missing_genes, certify=certify, epsilon=epsilon,
                       fraction=fraction, top_genes=top_genes, key=key_added)
-    params = _params(model, projected=True, missing_genes=missing_genes, layer=layer, fraction=fraction,
-                     top_genes=top_genes)
+    params = _params(model, projected=True, missing_genes=missing_genes, layer=layer, refine=bool(refine),
+                     fraction=fraction, top_genes=top_genes)
     if epsilon is not None:
         params["epsilon"] = float(epsilon)
     adata.uns[key_added] = {"params": params, "model": np.frombuffer(model.to_bytes(), dtype=np.uint8).copy(),

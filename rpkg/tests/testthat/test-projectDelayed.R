@@ -72,6 +72,8 @@ test_that("streamed projection reports bad input with the in-memory messages", {
         missing.genes = "zero", certify = FALSE)$embedding, tolerance = 1e-6)
     expect_error(projectRobustUMAP(DelayedArray::DelayedArray(query), model = ref, block.cells = 0),
         "`block.cells` must be a single whole number >= 1, got 0.")
+    expect_error(projectRobustUMAP(DelayedArray::DelayedArray(query), model = ref, refine = TRUE),
+        "not available block by block for a DelayedArray")
     expect_error(projectRobustUMAP(DelayedArray::DelayedArray(query), model = ref, fraction = -1),
         "`fraction` \\(largest box diagonal.*must be a positive number")
 })

@@ -67,13 +67,14 @@ test_that("a model saved in R loads in Python and projects the same embedding, a
     expect_identical(readBin(f, "raw", file.size(f)), metadata(ref)$RobustUMAP$model$bytes)
     py <- reticulate::py_run_string(paste(
         "import numpy as np, anndata as ad, pandas as pd, scipy.sparse as sp, magmap",
-        "def project(path, x, i, p, nrow, ncol, genes, out_path):",
+        "def project(path, x, i, p, nrow, ncol, genes, out_path, refine=False):",
         "    m = magmap.RobustUMAP.load(path)",
         "    X = sp.csc_matrix((np.frombuffer(bytes(x), '<f8'), np.frombuffer(bytes(i), '<i4'),",
         "                       np.frombuffer(bytes(p), '<i4')), shape=(nrow, ncol)).T.tocsr()",
         "    a = ad.AnnData(X=X, var=pd.DataFrame(index=list(genes)))",
         "    m.save(out_path)",
-        "    return bytearray(np.ascontiguousarray(m.transform(a), dtype='<f8').tobytes())", sep = "\n"))
+        "    return bytearray(np.ascontiguousarray(m.transform(a, refine=refine), dtype='<f8').tobytes())",
+        sep = "\n"))
     counts <- SingleCellExperiment::counts(query)
     g <- tempfile(fileext = ".magmap")
     raw_emb <- py$project(f, writeBin(counts@x, raw()), writeBin(counts@i, raw()), writeBin(counts@p, raw()),
@@ -85,6 +86,13 @@ test_that("a model saved in R loads in Python and projects the same embedding, a
     m2 <- loadRobustUMAP(g)
     expect_identical(m2$bytes, metadata(ref)$RobustUMAP$model$bytes)
     expect_equal(reducedDim(projectRobustUMAP(query, model = m2, certify = FALSE), "RobustUMAP"), r_emb)
+    # refine = TRUE: the same optimisation on the training map from either language
+    raw_ref <- py$project(f, writeBin(counts@x, raw()), writeBin(counts@i, raw()), writeBin(counts@p, raw()),
+        nrow(counts), ncol(counts), as.list(rownames(counts)), g, refine = TRUE)
+    r_ref <- reducedDim(projectRobustUMAP(query, model = ref, certify = FALSE, refine = TRUE), "RobustUMAP")
+    expect_equal(unname(r_ref), matrix(readBin(raw_ref, "double", n = 2 * ncol(counts)), ncol = 2, byrow = TRUE),
+        tolerance = 1e-6)
+    expect_false(isTRUE(all.equal(r_ref, r_emb)))
 })
 
 test_that("a model trained on a reducedDim projects cells given the same coordinates", {
