@@ -87,6 +87,18 @@ def test_transform_refine_is_deterministic_and_survives_a_round_trip(fitted):
     assert m.transform(Q[:0], refine=True).shape == (0, 2)
 
 
+def test_refine_input_routes_agree(fitted):
+    import dask.array as da
+
+    m, _, _ = fitted
+    Q = _counts(60, seed=5)[0]
+    Z = m.transform(sp.csr_matrix(Q), refine=True)
+    diag = np.linalg.norm(m.embedding_.max(0) - m.embedding_.min(0))
+    # the optimisation carries the routes' float32 rounding differences (1e-4) along: 6e-4 measured
+    for other in (Q, da.from_array(Q, chunks=(25, 40))):
+        np.testing.assert_allclose(m.transform(other, refine=True, chunk_size=25), Z, atol=1e-3 * diag)
+
+
 def test_refined_training_cells_stay_where_the_map_has_them(fitted):
     m, X, labels = fitted
     Z = m.transform(sp.csr_matrix(X), refine=True)
