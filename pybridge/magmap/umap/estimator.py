@@ -294,6 +294,7 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         heads, tails, weights = edge_list(graph, prune_epochs=default_n_epochs(n_cells))
         self.graph_ = graph
         self.graph_coords_ = np.asarray(Y, dtype=np.float32)
+        self._refine_index = None  # transform(refine=True)'s search index belongs to the previous fit
         t_graph = time.perf_counter() - t_graph
         self.a_, self.b_ = find_ab_params(self.spread, self.min_dist)
 
@@ -413,7 +414,7 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         ``refine=True`` then optimises each projected cell's position against the frozen training map, as
         umap-learn's ``transform`` does (attraction to its ``n_neighbors`` nearest training cells in the
         graph's PC space, repulsion from random training cells; ``refine_epochs``, default 100 up to
-        10,000 cells and 30 beyond, at a quarter of umap-learn's learning rate): cells between two
+        10,000 cells and 30 beyond, at its learning rate, a quarter of its fit's): cells between two
         populations settle in one of them, so labels transfer more accurately (docs/robust_umap.md §3),
         at the cost of a neighbour search and the optimisation (thousands instead of ~10⁵ cells/s). The
         refined coordinates are no longer the network's output: :meth:`certify` bounds the encoder's

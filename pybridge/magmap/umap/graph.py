@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 logger = logging.getLogger("magmap")
 
-__all__ = ["nearest_neighbors", "smooth_knn_dist", "fuzzy_graph", "edge_list", "default_n_epochs", "due_edges",
+__all__ = ["nearest_neighbors", "nndescent_index", "smooth_knn_dist", "fuzzy_graph", "edge_list", "default_n_epochs", "due_edges",
            "EXACT_KNN_MAX_CELLS"]
 
 #: Below this many cells the kNN is computed exactly (umap-learn's small-data path uses 4096).
@@ -54,16 +54,21 @@ def nearest_neighbors(
                 dist[i, 1:j + 1] = dist[i, 0:j].copy()
                 ind[i, 0], dist[i, 0] = i, 0.0
         return ind.astype(np.int64), dist.astype(np.float32)
+    ind, dist = nndescent_index(X, n_neighbors, metric=metric, random_state=random_state).neighbor_graph
+    return ind.astype(np.int64), dist.astype(np.float32)
+
+
+def nndescent_index(X: np.ndarray, n_neighbors: int, *, metric: str = "euclidean", random_state: int | None = 0):
+    """A pynndescent ``NNDescent`` index of the rows of ``X`` with umap-learn's settings."""
     from pynndescent import NNDescent
 
-    index = NNDescent(
+    n = X.shape[0]
+    return NNDescent(
         X, n_neighbors=n_neighbors, metric=metric,
         n_trees=min(64, 5 + int(round(np.sqrt(n) / 20.0))),
         n_iters=max(5, int(round(np.log2(n)))), max_candidates=60, low_memory=True,
         random_state=random_state, n_jobs=1 if random_state is not None else None, verbose=False,
     )
-    ind, dist = index.neighbor_graph
-    return ind.astype(np.int64), dist.astype(np.float32)
 
 
 #: Tolerance of the σ search and floor of σ relative to the mean kNN distance (umap-learn's constants).

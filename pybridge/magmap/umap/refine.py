@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ._inputs import model_inputs
-from .graph import EXACT_KNN_MAX_CELLS, due_edges, smooth_knn_dist
+from .graph import EXACT_KNN_MAX_CELLS, due_edges, nndescent_index, smooth_knn_dist
 from .losses import umap_forces
 
 __all__ = ["REFINE_LEARNING_RATE", "default_refine_epochs", "query_neighbors", "query_memberships",
@@ -46,13 +46,7 @@ def query_neighbors(reference: np.ndarray, query: np.ndarray, n_neighbors: int, 
             reference).kneighbors(query)
         return ind.astype(np.int64), dist.astype(np.float32), None
     if index is None:
-        from pynndescent import NNDescent
-
-        n = reference.shape[0]
-        index = NNDescent(reference, n_neighbors=n_neighbors, metric=metric,
-                          n_trees=min(64, 5 + int(round(np.sqrt(n) / 20.0))), n_iters=max(5, int(round(np.log2(n)))),
-                          max_candidates=60, low_memory=True, random_state=random_state,
-                          n_jobs=1 if random_state is not None else None, verbose=False)
+        index = nndescent_index(reference, n_neighbors, metric=metric, random_state=random_state)
     ind, dist = index.query(query, k=n_neighbors, epsilon=0.12)
     return ind.astype(np.int64), dist.astype(np.float32), index
 
@@ -129,7 +123,7 @@ def refine_projection(model: Any, X: Any, init: np.ndarray, *, layer: str | None
     n_neighbors = min(int(model.n_neighbors), reference.shape[0])
     ind, dist, index = query_neighbors(reference, query, n_neighbors, metric=model.metric,
                                        random_state=model.random_state_, index=getattr(model, "_refine_index", None))
-    model._refine_index = index  # the pynndescent index is reused by the next call (never saved)
+    model._refine_index = index  # the pynndescent index is reused by later calls (fit resets it; never saved)
     epochs = default_refine_epochs(query.shape[0]) if n_epochs is None else int(n_epochs)
     return refine_embedding(init, model.embedding_, ind, query_memberships(dist), a=model.a_, b=model.b_,
                             n_epochs=epochs, negative_sample_rate=int(model.negative_sample_rate),
