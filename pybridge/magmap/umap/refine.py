@@ -115,11 +115,10 @@ def refine_projection(model: Any, X: Any, init: np.ndarray, *, layer: str | None
         raise ValueError("`refine=True` needs the training cells' coordinates, which this model does not hold "
                          "(model files written before this option hold no `graph_coords`); refit the model, or call "
                          "transform() with refine=False.")
-    pre = model.preprocessor_
-    query = np.concatenate([pre.pca(Xz) for Xz in model_inputs(model, X, layer, missing_genes, chunk_size)]) \
-        if init.shape[0] else np.zeros((0, reference.shape[1]), np.float32)
-    if query.shape[0] == 0:
+    if init.shape[0] == 0:
         return init
+    pre = model.preprocessor_
+    query = np.concatenate([pre.pca(Xz) for Xz in model_inputs(model, X, layer, missing_genes, chunk_size)])
     n_neighbors = min(int(model.n_neighbors), reference.shape[0])
     ind, dist, index = query_neighbors(reference, query, n_neighbors, metric=model.metric,
                                        random_state=model.random_state_, index=getattr(model, "_refine_index", None))
