@@ -418,9 +418,11 @@ class RobustUMAP(TransformerMixin, BaseEstimator):
         populations settle in one of them, so labels transfer more accurately (docs/robust_umap.md §3),
         at the cost of a neighbour search and the optimisation (thousands instead of ~10⁵ cells/s). The
         refined coordinates are no longer the network's output: :meth:`certify` bounds the encoder's
-        output (the refinement's start), not them. Deterministic for a given model and query; sparse,
-        dense and dask input agree to the projection's float32 rounding as the optimisation carries it
-        (within 1e-3 of the map's diagonal).
+        output (the refinement's start), not them. Deterministic for a given model and query. Sparse,
+        dense and dask input start from the same positions up to float32 rounding and almost every cell
+        ends at the same place; a cell at a tipping point between two populations can settle in either
+        (as with umap-learn's ``transform``), so a few cells in a hundred may differ between input types
+        or CPUs.
         """
         self._check_fitted()
         check_positive_int(chunk_size, "chunk_size")
