@@ -172,6 +172,41 @@ def test_interrupted_run_resumes(model, atlas, tmp_path):
     np.testing.assert_array_equal(scale.open_projection(out)["embedding"].compute(), expected)
 
 
+def _refined_agree(got: np.ndarray, expected: np.ndarray) -> None:
+    """Each cell's refinement depends on that cell alone, so chunks give the one-call result; only a cell at a
+    tipping point between two populations could settle elsewhere from a rounding difference (none measured)."""
+    diag = np.linalg.norm(expected.max(0) - expected.min(0))
+    moved = np.linalg.norm(got - expected, axis=1) / diag
+    assert np.median(moved) < 1e-5 and np.mean(moved > 1e-3) <= 0.1, np.sort(moved)[-5:]
+
+
+def test_refined_chunks_equal_one_transform_call(model, atlas, tmp_path):
+    _, q = atlas
+    sub = q[:700].copy()
+    expected = model.transform(sub, refine=True)
+    assert not np.allclose(expected, model.transform(sub))
+    run = scale.project(model, sub, tmp_path / "r.zarr", refine=True, chunk_rows=250, client=None, n_threads=2,
+                        verbose=False)
+    res = scale.open_projection(tmp_path / "r.zarr")
+    assert run.n_chunks == 3 and res["attrs"]["refine_epochs"] == 100  # the whole input's epochs, not a chunk's
+    _refined_agree(res["embedding"].compute(), expected)
+    # the command line, with its own epochs
+    sub.write_h5ad(tmp_path / "q.h5ad")
+    model.save(tmp_path / "m.magmap")
+    assert cli_main(["-q", "project", str(tmp_path / "m.magmap"), str(tmp_path / "q.h5ad"), "--out",
+                     str(tmp_path / "c.zarr"), "--refine", "--refine-epochs", "20", "--chunk-rows", "300"]) == 0
+    _refined_agree(scale.open_projection(tmp_path / "c.zarr")["embedding"].compute(),
+                   model.transform(sub, refine=True, refine_epochs=20))
+    # a model without the training coordinates fails before any task, with transform's message
+    old = RobustUMAP.from_bytes(model.to_bytes())
+    old.graph_coords_ = None
+    with pytest.raises(ValueError, match="needs the training cells' coordinates"):
+        scale.project(old, sub, tmp_path / "o.zarr", refine=True, client=None, verbose=False)
+    assert not (tmp_path / "o.zarr").exists()
+    with pytest.raises(ValueError, match="refine_epochs"):
+        scale.project(model, sub, tmp_path / "o.zarr", refine=True, refine_epochs=-1, client=None, verbose=False)
+
+
 def test_killed_cli_run_resumes(model, atlas, tmp_path):
     """``magmap project`` killed (SIGKILL) mid-run: the same command finishes only the missing chunks."""
     _, q = atlas

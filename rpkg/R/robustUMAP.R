@@ -335,7 +335,8 @@ print.RobustUMAPModel <- function(x, ...) {
 #'   repulsion from random ones): cells between two populations settle in one, so labels transfer
 #'   more accurately, at the cost of a neighbour search and the optimisation. The certified radius
 #'   and box still describe the network's output (the starting point), not the refined position.
-#'   Not available for `DelayedArray` input (projected block by block).
+#'   Each cell's optimisation depends only on that cell, so a `DelayedArray` projected block by block
+#'   is refined as it would be in memory.
 #' @param certify Compute the certified radius and box of each projected cell.
 #' @param epsilon Radius of the certified boxes (`NULL`: the model's `epsilon`).
 #' @param fraction,top.genes As in [runRobustUMAP()].
@@ -392,14 +393,9 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
         names_py <- if (is.null(colnames(feats))) NULL else as.list(colnames(feats))
         cells <- rownames(feats)
     } else if (is(feats, "DelayedArray")) {
-        if (isTRUE(refine)) {
-            stop(paste("`refine = TRUE` is not available block by block for a DelayedArray (its epochs and random",
-                "draws depend on the cells projected together); realise the counts (e.g. as(counts, \"dgCMatrix\"))",
-                "or use refine = FALSE."), call. = FALSE)
-        }
         names_py <- if (is.null(rownames(feats))) NULL else as.list(rownames(feats))
         out <- .project_blocks(feats, model, names_py, certify, missing.genes, epsilon, fraction, top.genes,
-            block.cells)
+            block.cells, refine)
         res <- c(.finish_embedding(.umap_outputs(out), colnames(feats)), list(n.blocks = out$n_blocks))
         return(if (is_sce) .store_cells(x, res, name) else res)
     } else {
@@ -417,7 +413,8 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
 
 # Project a genes x cells DelayedArray block by block of cells: each block is read (sparse when the
 # array is), sent to Python and projected there at once; Python keeps only the per-cell results.
-.project_blocks <- function(feats, model, names_py, certify, missing.genes, epsilon, fraction, top.genes, block.cells) {
+.project_blocks <- function(feats, model, names_py, certify, missing.genes, epsilon, fraction, top.genes, block.cells,
+    refine = FALSE) {
     .r_api()  # starts Python and checks versions
     blocks <- tryCatch(reticulate::import("magmap.rbridge.blocks"), error = function(e) {
         stop(sprintf(paste("this magmap Python has no block-wise projection (%s); update it with",
@@ -429,7 +426,10 @@ projectRobustUMAP <- function(x, model, assay.type = "counts", dimred = NULL, n_
     } else {
         DelayedArray::colAutoGrid(feats, ncol = block.cells)
     }
-    proj <- blocks$BlockProjector(model$bytes, isTRUE(certify), missing.genes, epsilon, fraction, top.genes)
+    proj <- tryCatch(blocks$BlockProjector(model$bytes, isTRUE(certify), missing.genes, epsilon, fraction, top.genes,
+        refine = isTRUE(refine), n_cells = ncol(feats)), error = function(e) {
+        stop(simpleError(.python_message(e), call = quote(projectRobustUMAP())))
+    })
     add <- function(block) {
         if (!is.matrix(block)) block <- as(block, "dgCMatrix")  # a sparse block (SparseArraySeed)
         tryCatch(proj$add(.assay_to_py(block), names_py), error = function(e) {

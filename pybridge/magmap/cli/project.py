@@ -24,6 +24,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--layer", default=None, help="layer holding the counts (default: X)")
     p.add_argument("--missing-genes", choices=("error", "zero"), default="error",
                    help="model genes absent from INPUT: fail (default) or treat as zero counts")
+    p.add_argument("--refine", action="store_true",
+                   help="optimise each cell's position against the training map after the network's projection, "
+                        "as umap-learn's transform does (same result whatever the chunks)")
+    p.add_argument("--refine-epochs", type=int, default=None, metavar="N",
+                   help="epochs of --refine (default: 100 up to 10,000 cells, 30 beyond)")
     p.add_argument("--chunk-rows", type=int, default=None, help="cells per task (default 16384; 2048 with --certify)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -60,7 +65,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             res = project(args.model, args.input, args.out, layer=args.layer, certify=args.certify,
                           epsilon=args.epsilon, fraction=args.fraction, top_genes=args.top_genes,
-                          missing_genes=args.missing_genes, chunk_rows=args.chunk_rows,
+                          missing_genes=args.missing_genes, refine=args.refine, refine_epochs=args.refine_epochs,
+                          chunk_rows=args.chunk_rows,
                           client=client, n_threads=args.threads, overwrite=args.overwrite, verbose=not args.quiet)
         except (ValueError, KeyError, OSError) as err:  # bad input: the message names the argument and the fix
             raise SystemExit(f"error: {err.args[0] if isinstance(err, KeyError) else err}") from err

@@ -47,17 +47,27 @@ class BlockProjector:
     ----------
     model
         Model bytes (``RobustUMAP.to_bytes``), as R holds them.
-    certify, missing_genes, epsilon, fraction, top_genes
+    certify, missing_genes, epsilon, fraction, top_genes, refine
         As in :func:`magmap.rbridge.api.robust_umap_project`.
+    n_cells
+        With ``refine``: the number of cells over all blocks, which sets the refinement's epochs as for one
+        call on all of them (each block's cells are then refined as in that call).
     """
 
     def __init__(self, model: Any, certify: bool = True, missing_genes: str = "error", epsilon: Any = None,
-                 fraction: Any = None, top_genes: Any = None) -> None:
+                 fraction: Any = None, top_genes: Any = None, refine: bool = False, n_cells: Any = None) -> None:
         from ..umap import RobustUMAP
+        from ..umap.refine import check_refinable, default_refine_epochs
         from .api import _certify_args
 
         self.epsilon, self.fraction, self.top_genes = _certify_args(epsilon, fraction, top_genes)
         self.model = RobustUMAP.from_bytes(bytes(model))
+        self.refine_epochs = None
+        if refine:
+            if n_cells is None:
+                raise ValueError("`n_cells` (cells over all blocks) is needed with `refine=True`.")
+            check_refinable(self.model)
+            self.refine_epochs = default_refine_epochs(int(n_cells))
         self.certify = bool(certify)
         self.missing_genes = str(missing_genes)
         self.embedding: list[np.ndarray] = []
@@ -73,12 +83,18 @@ class BlockProjector:
         import anndata as ad
         import pandas as pd
 
+        from ..umap.refine import refine_projection
+
         X = decode(x)
         names = decode(feature_names)
         q = X if names is None else ad.AnnData(X=X, var=pd.DataFrame(index=[str(n) for n in names]))
         m, mg = self.model, self.missing_genes
         with _warn_once(self):
-            self.embedding.append(m.transform(q, missing_genes=mg))
+            Z = m.transform(q, missing_genes=mg)
+            if self.refine_epochs is not None:
+                Z = refine_projection(m, q, Z, layer=None, missing_genes=mg, chunk_size=16384,
+                                      n_epochs=self.refine_epochs, first_cell=self.n_cells)
+            self.embedding.append(Z)
             if self.certify:
                 self.certificates.append(m.certify(q, self.epsilon, fraction=self.fraction, missing_genes=mg))
             if self.top_genes is not None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._utils import progress, versions
-from .._validation import check_choice, check_positive_int
+from .._validation import check_choice, check_flag, check_positive_int
 from ._input import DEFAULT_CHUNK_ROWS, LazyInput, open_input
 from ._store import done_chunks, prepare_store
 from ._worker import model_sha256, run_chunk
@@ -105,13 +105,14 @@ def _columns(model: Any, lazy: LazyInput, missing_genes: str) -> tuple[np.ndarra
 def project(model: Any, data: Any, out: str | Path, *, layer: str | None = None, certify: bool = False,
             epsilon: float | None = None, fraction: float | None = None, rtol: float | None = None,
             method: str | None = None, top_genes: int | None = None, missing_genes: str = "error",
-            chunk_rows: int | None = None, client: Any = "auto", n_threads: int | None = None,
-            max_in_flight: int | None = None, overwrite: bool = False, verbose: bool = True) -> ProjectionRun:
+            refine: bool = False, refine_epochs: int | None = None, chunk_rows: int | None = None,
+            client: Any = "auto", n_threads: int | None = None, max_in_flight: int | None = None,
+            overwrite: bool = False, verbose: bool = True) -> ProjectionRun:
     """Project cells that need not fit in memory, chunk by chunk, writing results to a zarr store.
 
     Each chunk of ``chunk_rows`` cells is one task: it reads its rows (lazily, from the file), projects
-    them with ``RobustUMAP.transform``, optionally certifies them (``RobustUMAP.certify``: boxes at
-    ``epsilon`` and certified radii) and ranks their genes (``RobustUMAP.cell_gene_impact``), writes
+    them with ``RobustUMAP.transform`` (optionally refined as ``transform(refine=True)`` does), optionally
+    certifies them (``RobustUMAP.certify``: boxes at ``epsilon`` and certified radii) and ranks their genes (``RobustUMAP.cell_gene_impact``), writes
     its rows of the output arrays and then a completion marker. A re-run with the same settings skips
     the chunks already marked, so an interrupted run resumes. Workers get the model as its file bytes
     and rebuild it once per process.
@@ -126,6 +127,12 @@ def project(model: Any, data: Any, out: str | Path, *, layer: str | None = None,
         Folder of the output zarr store (see :mod:`magmap.scale._store` for its layout).
     layer, missing_genes
         As in :meth:`RobustUMAP.transform`.
+    refine, refine_epochs
+        As in :meth:`RobustUMAP.transform`, with the epochs (``None``: 100 up to 10,000 cells, 30 beyond)
+        chosen for the whole input: each cell is refined as in one ``transform(refine=True)`` call on all
+        of them, whatever the chunks. Workers build their own neighbour index of the training cells (once
+        per process; ≥ 4,096 training cells: pynndescent). Certificates and top genes describe the
+        network's output, the refinement's start.
     certify, epsilon, fraction, rtol, method
         Certificates as in :meth:`RobustUMAP.certify` (``None``: its defaults).
     top_genes
@@ -157,6 +164,9 @@ def project(model: Any, data: Any, out: str | Path, *, layer: str | None = None,
     from ..umap.certify import DEFAULT_FRACTION, DEFAULT_RTOL
 
     check_choice(missing_genes, "missing_genes", ("error", "zero"))
+    check_flag(refine, "refine")
+    if refine_epochs is not None:
+        refine_epochs = check_positive_int(refine_epochs, "refine_epochs", minimum=0)
     if top_genes is not None:
         top_genes = check_positive_int(top_genes, "top_genes")
     if chunk_rows is None:
@@ -168,6 +178,13 @@ def project(model: Any, data: Any, out: str | Path, *, layer: str | None = None,
     m = cached_model(blob, sha)  # the driver checks genes and options with the same model the workers rebuild
     lazy = open_input(data, layer=layer, chunk_rows=chunk_rows)
     keep, keep_names = _columns(m, lazy, missing_genes)
+    if refine:
+        from ..umap.refine import check_refinable, default_refine_epochs
+
+        check_refinable(m)
+        refine_epochs = default_refine_epochs(lazy.n_obs) if refine_epochs is None else refine_epochs
+    else:
+        refine_epochs = None
     out = Path(out)
     eps = float(m.epsilon if epsilon is None else epsilon)
     if certify and not (math.isfinite(eps) and eps >= 0):
@@ -178,7 +195,8 @@ def project(model: Any, data: Any, out: str | Path, *, layer: str | None = None,
         "fraction": float(DEFAULT_FRACTION if fraction is None else fraction) if certify else None,
         "rtol": float(DEFAULT_RTOL if rtol is None else rtol) if certify else None,
         "method": (method or m.bound_method) if certify else None, "top_genes": top_genes,
-        "missing_genes": missing_genes, "layer": layer, "source": lazy.source, "genes": list(m.genes_),
+        "missing_genes": missing_genes, "refine_epochs": refine_epochs, "layer": layer, "source": lazy.source,
+        "genes": list(m.genes_),
         "n_components": int(m.n_components), "versions": versions(),
     }
     n, k = lazy.n_obs, int(m.n_components)
@@ -193,7 +211,9 @@ def project(model: Any, data: Any, out: str | Path, *, layer: str | None = None,
     done = done_chunks(out)
     todo = [i for i in range(lazy.n_chunks) if i not in done]
     spec = {"out": str(out), "model_sha256": sha, "chunk_rows": int(chunk_rows), "keep": keep,
-            "keep_names": keep_names, "keep_is_all": keep is not None and np.array_equal(keep, np.arange(lazy.X.shape[1])), "missing_genes": missing_genes, "certify": bool(certify),
+            "keep_names": keep_names,
+            "keep_is_all": keep is not None and np.array_equal(keep, np.arange(lazy.X.shape[1])),
+            "missing_genes": missing_genes, "refine_epochs": refine_epochs, "certify": bool(certify),
             "epsilon": settings["epsilon"], "fraction": settings["fraction"], "rtol": settings["rtol"],
             "method": settings["method"], "top_genes": top_genes, "genes": list(m.genes_),
             "inner_rows": INNER_ROWS, "certify_rows": CERTIFY_ROWS}

@@ -20,7 +20,8 @@ __all__ = ["robust_umap_transform"]
 
 def robust_umap_transform(adata: Any, *, out: str | Path, model: Any = None, reference: Any = None,
                           reference_key: str = ROBUST_UMAP_KEY, layer: str | None = None,
-                          missing_genes: str = "error", certify: bool = True, epsilon: float | None = None,
+                          missing_genes: str = "error", refine: bool = False, refine_epochs: int | None = None,
+                          certify: bool = True, epsilon: float | None = None,
                           fraction: float | None = None, top_genes: int | None = None,
                           chunk_rows: int | None = None, client: Any = "auto", overwrite: bool = False,
                           key_added: str = ROBUST_UMAP_KEY, verbose: bool = False) -> None:
@@ -34,8 +35,10 @@ def robust_umap_transform(adata: Any, *, out: str | Path, model: Any = None, ref
         Query AnnData; ``X`` (or ``layer``) may be a dask array, read chunk by chunk by the workers.
     out
         Folder of the result store (re-running with the same settings resumes it).
-    model, reference, reference_key, layer, missing_genes, certify, epsilon, fraction, top_genes, key_added
+    model, reference, reference_key, layer, missing_genes, refine, certify, epsilon, fraction, top_genes, key_added
         As in :func:`magmap.tl.robust_umap_transform`.
+    refine_epochs
+        As in :meth:`magmap.RobustUMAP.transform` (``None``: chosen for all of ``adata``'s cells).
     chunk_rows, client, overwrite, verbose
         As in :func:`magmap.scale.project`.
 
@@ -50,7 +53,8 @@ def robust_umap_transform(adata: Any, *, out: str | Path, model: Any = None, ref
     """
     model = model_from_reference(model, reference, reference_key)
     run = project(model, adata, out, layer=layer, certify=certify, epsilon=epsilon, fraction=fraction,
-                  top_genes=top_genes, missing_genes=missing_genes, chunk_rows=chunk_rows, client=client,
+                  top_genes=top_genes, missing_genes=missing_genes, refine=refine, refine_epochs=refine_epochs,
+                  chunk_rows=chunk_rows, client=client,
                   overwrite=overwrite, verbose=verbose)
     res = open_projection(run.out)
     attrs = res["attrs"]
@@ -67,7 +71,9 @@ def robust_umap_transform(adata: Any, *, out: str | Path, model: Any = None, ref
         first = res["top_gene_index"][:, 0].compute()
         adata.obs[top_gene_key(key_added)] = pd.Categorical.from_codes(first, categories=attrs["genes"])
     params = {k: attrs[k] for k in ("model_sha256", "chunk_rows", "certify", "epsilon", "fraction", "rtol",
-                                    "method", "top_genes", "missing_genes", "layer", "versions") if attrs.get(k) is not None}
+                                    "method", "top_genes", "missing_genes", "refine_epochs", "layer", "versions")
+              if attrs.get(k) is not None}
+    params["refine"] = attrs.get("refine_epochs") is not None
     adata.uns[key_added] = {"params": {**params, "projected": True, "out_of_core": True}, "store": str(run.out),
                             "genes": np.asarray(attrs["genes"], dtype=object),
                             "model": np.frombuffer(_model_blob(model), dtype=np.uint8).copy()}

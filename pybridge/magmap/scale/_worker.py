@@ -123,8 +123,17 @@ def run_chunk(block: Any, blob: bytes, spec: dict[str, Any], index: int) -> dict
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     mg = spec["missing_genes"]
-    group["embedding"][rows] = model.transform(q, missing_genes=mg, chunk_size=spec["inner_rows"])
+    Z = model.transform(q, missing_genes=mg, chunk_size=spec["inner_rows"])
     seconds["transform"] = time.perf_counter() - t
+    if spec["refine_epochs"] is not None:
+        from ..umap.refine import refine_projection
+
+        t = time.perf_counter()
+        # the whole input's epochs and the chunk's first row: each cell refined as in one call on all cells
+        Z = refine_projection(model, q, Z, layer=None, missing_genes=mg, chunk_size=spec["inner_rows"],
+                              n_epochs=spec["refine_epochs"], first_cell=start)
+        seconds["refine"] = time.perf_counter() - t
+    group["embedding"][rows] = Z
     if spec["certify"]:
         t = time.perf_counter()
         cert = model.certify(q, spec["epsilon"], fraction=spec["fraction"], rtol=spec["rtol"], method=spec["method"],

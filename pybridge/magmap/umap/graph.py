@@ -161,9 +161,10 @@ def edge_list(graph: sp.csr_matrix, *, prune_epochs: int) -> tuple[np.ndarray, n
     return coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64), coo.data[keep].astype(np.float32)
 
 
-def due_edges(weights: np.ndarray, epoch: int) -> np.ndarray:
+def due_edges(weights: np.ndarray, epoch: int, max_weight: float | None = None) -> np.ndarray:
     """Indices of the edges umap-learn updates in ``epoch`` (1-based): an edge of weight ``w`` is due every
     ``max(w)/w`` epochs (``make_epochs_per_sample``), i.e. ``⌊epoch·p⌋ − ⌊(epoch−1)·p⌋`` times with
-    ``p = w / max(w)`` (0 or 1 since p ≤ 1); over ``n_epochs`` epochs an edge is used ``⌊n_epochs·p⌋`` times."""
-    p = np.asarray(weights, dtype=np.float64) / float(np.max(weights))
+    ``p = w / max(w)`` (0 or 1 since p ≤ 1); over ``n_epochs`` epochs an edge is used ``⌊n_epochs·p⌋`` times.
+    ``max_weight`` (≥ every weight) replaces ``max(w)``, so an edge's schedule does not depend on the others."""
+    p = np.asarray(weights, dtype=np.float64) / float(np.max(weights) if max_weight is None else max_weight)
     return np.flatnonzero(np.floor(epoch * p) > np.floor((epoch - 1) * p))

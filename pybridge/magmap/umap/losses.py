@@ -95,7 +95,7 @@ def umap_loss(
 def umap_forces(
     z: torch.Tensor, heads: torch.Tensor, tails: torch.Tensor, negatives: torch.Tensor, *, a: float, b: float,
     repulsion_strength: float = 1.0, weights: torch.Tensor | None = None, other: torch.Tensor | None = None,
-    clip: float = 4.0,
+    clip: float = 4.0, reduction: str = "mean",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient of the UMAP cross-entropy with respect to the embedding, and the loss value.
 
@@ -117,19 +117,24 @@ def umap_forces(
         ``transform``.
     clip
         Per-coordinate clip of each pair's force (umap-learn: 4).
+    reduction
+        ``"mean"``: ``grad`` and the loss divided by the number of positive edges; ``"sum"``: not divided
+        (each row's gradient then depends only on its own pairs, not on how many others are in the batch).
 
     Returns
     -------
     grad
         ``(n, d)``: the sum over pairs of each pair's force on its rows, **negated** (so ``z − lr·grad``
-        moves as umap-learn's SGD would), divided by the number of positive edges.
+        moves as umap-learn's SGD would), divided by the number of positive edges (``reduction="mean"``).
     loss
         Mean over positive edges of ``−log q`` (attraction) plus ``−log(1 − q)`` of its negatives (and,
         with ``weights``, the paper's per-edge terms), a 0-d tensor.
     """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"`reduction` must be 'mean' or 'sum', got {reduction!r}.")
     anchored = other is not None
     other = z if other is None else other
-    n_pos = max(1, heads.numel())
+    n_pos = max(1, heads.numel()) if reduction == "mean" else 1
     grad = torch.zeros_like(z)
     diff = z[heads] - other[tails]
     d2 = (diff * diff).sum(1, keepdim=True)
@@ -158,7 +163,8 @@ def umap_forces(
         fn = torch.where(d2n > 0, rep * dn, torch.zeros_like(dn)).clamp_(-clip, clip)
         grad.index_add_(0, nh, fn.neg_())
         loss = loss - repulsion_strength * _log_1mq(a * d2nb, torch.log1p(a * d2nb)).sum()
-    grad.div_(n_pos)
+    if n_pos != 1:
+        grad.div_(n_pos)
     return grad, loss / n_pos
 
 
